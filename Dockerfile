@@ -1,0 +1,21 @@
+# Production image: slim, non-root, with a health check against /healthz.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml ./
+COPY server ./server
+COPY question_bank ./question_bank
+COPY scoring ./scoring
+COPY content ./content
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 APP_ENV=production HOST=0.0.0.0 PORT=8080
+RUN useradd --system --uid 10001 --home-dir /app app
+WORKDIR /app
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER app
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD python -c "import os,urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\",\"8080\")}/healthz', timeout=2)" || exit 1
+CMD ["python", "-m", "server", "serve"]

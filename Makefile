@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make run` (demo county on :8080) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup services run test lint bench eval clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Python dependencies, FerretDB (built once with Go) and Debian's redis-server.
+setup: $(STAMP)
+	$(PY) scripts/services.py build
+
+run: setup
+	$(PY) scripts/services.py run
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -p no:cacheprovider
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy server question_bank scoring content
+
+bench: setup
+	$(PY) -m scripts.bench
+
+clean:
+	rm -rf .services .artifacts

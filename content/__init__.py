@@ -1,0 +1,1 @@
+"""Popular-science articles."""

@@ -1,0 +1,1 @@
+"""The question bank: editors' questions, import/export, search, duplicates, item statistics."""

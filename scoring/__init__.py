@@ -1,0 +1,1 @@
+"""Scoring, the county's geography and census margins, and literacy statistics."""

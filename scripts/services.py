@@ -1,0 +1,345 @@
+"""Local services harness: FerretDB (MongoDB wire protocol, SQLite backend) and Redis.
+
+Used by `make run` (`python scripts/services.py run`) and by the test fixtures (imported).
+It builds FerretDB once with the Go toolchain, installs Debian's redis-server if missing,
+starts both on free loopback ports with data under `.services/`, waits until they answer,
+and stops exactly the processes it started. If MONGODB_URI / REDIS_URL are set in the
+environment, those servers are used instead and nothing is started for them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ROOT / ".tools"
+SERVICES = ROOT / ".services"
+FERRETDB_VERSION = "v1.24.2"
+FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
+FERRETDB_BIN = TOOLS / "bin" / "ferretdb"
+
+
+class HarnessError(RuntimeError):
+    pass
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes] | None = None  # None: an external server we don't own
+    data_dir: Path | None = None
+    argv: list[str] = field(default_factory=list)
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop the process this harness started (by pid); external servers are left alone."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+    def restart(self) -> None:
+        """Start the same server again on the same port and data (used by resilience tests)."""
+        if not self.argv:
+            raise HarnessError(f"{self.name} was not started by this harness; can't restart it")
+        self.stop()
+        self.process = _spawn(self.argv, self.data_dir or SERVICES)
+        _wait_until_ready(self)
+
+
+# ---------------------------------------------------------------- building and installing
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        GOTOOLCHAIN="local",
+        GOPATH=str(TOOLS / "go"),
+        GOFLAGS=(env.get("GOFLAGS", "") + " -mod=mod -buildvcs=false").strip(),
+    )
+    return env
+
+
+def _go(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run go; if the checksum database can't be reached through this machine's proxy setup,
+    retry that one command with checksum lookups off (never changed globally)."""
+    env = _go_env()
+    result = subprocess.run(["go", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0 and (
+        "sum.golang.org" in result.stderr or "verifying" in result.stderr
+    ):
+        print(
+            "harness: the Go checksum database is unreachable here; building FerretDB with "
+            "GOSUMDB=off for this build only",
+            file=sys.stderr,
+        )
+        env["GOSUMDB"] = "off"
+        result = subprocess.run(["go", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise HarnessError(f"go {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result
+
+
+def ensure_ferretdb() -> Path:
+    """Build FerretDB once into .tools/bin and reuse it afterwards."""
+    if FERRETDB_BIN.exists():
+        return FERRETDB_BIN
+    if shutil.which("go") is None:
+        raise HarnessError(
+            "FerretDB must be built with Go, and no `go` is on PATH. Install Go 1.22+ "
+            "(https://go.dev/doc/install or your package manager), or set MONGODB_URI to a "
+            "MongoDB 7+ server and run again."
+        )
+    print(f"harness: building FerretDB {FERRETDB_VERSION} (once; takes a minute)", file=sys.stderr)
+    build = TOOLS / "ferretdb-build"
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    # The module zip lacks build/version/version.txt, which FerretDB embeds and requires, so
+    # `go install …@version` builds a binary that panics at start. Build from a writable copy
+    # of the same module with that one file added.
+    downloaded = _go(
+        ["mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"], cwd=build
+    )
+    import json
+
+    source_dir = Path(json.loads(downloaded.stdout)["Dir"])
+    source = build / "src"
+    shutil.copytree(source_dir, source)
+    for path in source.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o200)
+    (source / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+    (build / "go.mod").write_text(
+        f"module ferretdb-build\n\ngo 1.22\n\nrequire {FERRETDB_MODULE} {FERRETDB_VERSION}\n\n"
+        f"replace {FERRETDB_MODULE} => ./src\n"
+    )
+    (build / "tools.go").write_text(
+        f'//go:build tools\n\npackage tools\n\nimport _ "{FERRETDB_MODULE}/cmd/ferretdb"\n'
+    )
+    FERRETDB_BIN.parent.mkdir(parents=True, exist_ok=True)
+    _go(["build", "-o", str(FERRETDB_BIN), f"{FERRETDB_MODULE}/cmd/ferretdb"], cwd=build)
+    return FERRETDB_BIN
+
+
+def ensure_redis() -> str:
+    """Find redis-server, installing Debian's package when we are root on Debian."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("harness: installing Debian's redis-server", file=sys.stderr)
+        quiet = {"stdout": subprocess.DEVNULL}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, **quiet)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "redis-server"],
+            check=True,
+            **quiet,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        found = shutil.which("redis-server")
+    if not found:
+        raise HarnessError(
+            "redis-server not found: install Redis 7 (e.g. `apt-get install redis-server`) "
+            "or set REDIS_URL to a running Redis and run again."
+        )
+    return found
+
+
+# ---------------------------------------------------------------- starting and waiting
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _spawn(argv: list[str], data_dir: Path) -> subprocess.Popen[bytes]:
+    # A session of its own: Ctrl-C in the terminal reaches us, and we stop the child by pid.
+    with open(data_dir / "server.log", "ab") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+
+
+def start_ferretdb(data_dir: Path) -> Server:
+    binary = ensure_ferretdb()
+    (data_dir / "db").mkdir(parents=True, exist_ok=True)
+    (data_dir / "state").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [
+        str(binary),
+        "--handler=sqlite",
+        f"--sqlite-url=file:{data_dir / 'db'}/",
+        f"--listen-addr=127.0.0.1:{port}",
+        f"--state-dir={data_dir / 'state'}",
+        f"--debug-addr=127.0.0.1:{free_port()}",
+        "--telemetry=disable",
+        "--log-level=warn",
+    ]
+    server = Server(
+        "ferretdb", f"mongodb://127.0.0.1:{port}/", _spawn(argv, data_dir), data_dir, argv
+    )
+    _wait_until_ready(server)
+    return server
+
+
+def start_redis(data_dir: Path) -> Server:
+    binary = ensure_redis()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--logfile",
+        "",
+    ]
+    server = Server("redis", f"redis://127.0.0.1:{port}/0", _spawn(argv, data_dir), data_dir, argv)
+    _wait_until_ready(server)
+    return server
+
+
+def _wait_until_ready(server: Server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    host, port = server.url.split("//")[1].split("/")[0].split(":")
+    while time.monotonic() < deadline:
+        if server.process is not None and server.process.poll() is not None:
+            log = (
+                (server.data_dir / "server.log").read_text(errors="replace")[-2000:]
+                if server.data_dir
+                else ""
+            )
+            raise HarnessError(f"{server.name} exited with {server.process.returncode}:\n{log}")
+        if _answers(server.name, host, int(port)):
+            return
+        time.sleep(0.1)
+    raise HarnessError(f"{server.name} did not answer on {host}:{port} within {timeout:.0f}s")
+
+
+def _answers(name: str, host: str, port: int) -> bool:
+    try:
+        if name == "redis":
+            with socket.create_connection((host, port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        from pymongo import MongoClient
+
+        with MongoClient(host, port, serverSelectionTimeoutMS=1000) as client:
+            client.admin.command("ping")
+            return True
+    except Exception:
+        return False
+
+
+@dataclass
+class Services:
+    mongo: Server
+    redis: Server
+    root: Path
+
+    def stop(self) -> None:
+        self.redis.stop()
+        self.mongo.stop()
+
+    def remove_data(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start(label: str) -> Services:
+    """Start (or adopt, from MONGODB_URI / REDIS_URL in the environment) both servers."""
+    root = SERVICES / f"{label}-{uuid.uuid4().hex[:8]}"
+    root.mkdir(parents=True, exist_ok=True)
+    mongo_uri, redis_url = os.environ.get("MONGODB_URI"), os.environ.get("REDIS_URL")
+    mongo = Server("mongodb", mongo_uri) if mongo_uri else start_ferretdb(root / "ferretdb")
+    try:
+        redis = Server("redis", redis_url) if redis_url else start_redis(root / "redis")
+    except BaseException:
+        mongo.stop()
+        raise
+    return Services(mongo, redis, root)
+
+
+# ---------------------------------------------------------------- make run
+
+
+def _write_env(services: Services) -> Path:
+    env_file = ROOT / ".env"
+    kept = []
+    if env_file.exists():
+        kept = [
+            line
+            for line in env_file.read_text().splitlines()
+            if not line.startswith(("MONGODB_URI=", "REDIS_URL="))
+        ]
+    env_file.write_text(
+        "\n".join([*kept, f"MONGODB_URI={services.mongo.url}", f"REDIS_URL={services.redis.url}"])
+        + "\n"
+    )
+    return env_file
+
+
+def run_demo() -> int:
+    """Start services, seed the demo county, serve on PORT (default 8080) until Ctrl-C."""
+    services = start("run")
+    env_file = _write_env(services)
+    env = {**os.environ, "MONGODB_URI": services.mongo.url, "REDIS_URL": services.redis.url}
+    env.setdefault("APP_ENV", "development")
+    print(
+        f"harness: MongoDB at {services.mongo.url}, Redis at {services.redis.url} (recorded in {env_file})"
+    )
+    try:
+        subprocess.run([sys.executable, "-m", "server", "seed-demo"], env=env, check=True, cwd=ROOT)
+        print(
+            f"harness: serving on http://127.0.0.1:{env.get('PORT', '8080')} (Ctrl-C stops everything)"
+        )
+        return subprocess.run(
+            [sys.executable, "-m", "server", "serve"], env=env, cwd=ROOT
+        ).returncode
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        services.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["run", "build"])
+    args = parser.parse_args()
+    try:
+        if args.command == "build":
+            print(ensure_ferretdb())
+            print(ensure_redis())
+            return 0
+        return run_demo()
+    except HarnessError as error:
+        print(f"harness: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP service: app factory, cross-cutting middleware, auth and the command line."""

@@ -1,0 +1,105 @@
+"""Command line: `python -m server serve | create-user | seed-demo`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+from pydantic import ValidationError
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from server import users
+from server.app import create_app
+from server.errors import ApiError
+from server.logs import configure_logging
+from server.schema import bootstrap
+from server.settings import Settings, describe_validation_error
+
+_USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        print(describe_validation_error(error), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[AsyncDatabase]:
+    client: AsyncMongoClient = AsyncMongoClient(
+        settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=5000
+    )
+    try:
+        db = client[settings.mongodb_db]
+        await bootstrap(db)
+        yield db
+    finally:
+        await client.close()
+
+
+def serve(settings: Settings, _args: argparse.Namespace) -> None:
+    web.run_app(
+        create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None
+    )
+
+
+def create_user(settings: Settings, args: argparse.Namespace) -> None:
+    if not _USERNAME.match(args.username):
+        raise SystemExit("username: 3-64 letters, digits, '_', '.' or '-'")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        raise SystemExit("password (read from standard input) must have at least 8 characters")
+
+    async def run() -> str:
+        async with database(settings) as db:
+            return await users.create_staff(
+                db, username=args.username, password=password, role=args.role
+            )
+
+    try:
+        print(asyncio.run(run()))
+    except ApiError as error:
+        raise SystemExit(error.message) from None
+
+
+def seed_demo(settings: Settings, _args: argparse.Namespace) -> None:
+    from server import seed
+
+    async def run() -> dict[str, int]:
+        async with database(settings) as db:
+            return await seed.seed_demo(db)
+
+    for name, count in asyncio.run(run()).items():
+        print(f"{name}: {count}")
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[None] | None]] = {
+    "serve": serve,
+    "create-user": create_user,
+    "seed-demo": seed_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="start the HTTP server")
+    create = sub.add_parser("create-user", help="create a staff user; password on standard input")
+    create.add_argument("--username", required=True)
+    create.add_argument("--role", required=True, choices=["editor", "analyst", "admin"])
+    sub.add_parser("seed-demo", help="load the demo county idempotently")
+    args = parser.parse_args(argv)
+    configure_logging()
+    COMMANDS[args.command](load_settings(), args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Application factory: clients opened and closed by the app's lifecycle, routes mounted from
+each domain, middleware in order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from server import middlewares, routes
+from server.http import spec_of
+from server.keys import DB, KV, MONGO_CLIENT, SETTINGS
+from server.kv import Kv
+from server.schema import bootstrap
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Short timeouts: a request should fail fast (503) rather than hang when a store is away.
+_MONGO_TIMEOUTS_MS = {
+    "serverSelectionTimeoutMS": 3000,
+    "connectTimeoutMS": 3000,
+    "socketTimeoutMS": 20000,
+}
+
+
+async def _mongo_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    client: AsyncMongoClient = AsyncMongoClient(
+        settings.mongodb_uri, tz_aware=True, **_MONGO_TIMEOUTS_MS
+    )
+    app[MONGO_CLIENT] = client
+    app[DB] = client[settings.mongodb_db]
+    try:
+        await bootstrap(app[DB])
+        yield
+    finally:
+        await client.close()
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    client = Redis.from_url(
+        settings.redis_url, socket_timeout=3, socket_connect_timeout=3, health_check_interval=15
+    )
+    app[KV] = Kv(client, settings.redis_prefix)
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[
+            middlewares.error_middleware,
+            middlewares.rate_limit_middleware,
+            middlewares.auth_middleware,
+        ],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_mongo_ctx)
+    app.cleanup_ctx.append(_redis_ctx)
+    routes.setup(app)
+    _check_every_route_declares_access(app)
+    return app
+
+
+def _check_every_route_declares_access(app: web.Application) -> None:
+    undeclared = [
+        f"{route.method} {route.resource.canonical if route.resource else '?'}"
+        for route in app.router.routes()
+        if route.method != "HEAD" and spec_of(route.handler) is None
+    ]
+    if undeclared:
+        raise RuntimeError(f"routes without an access declaration: {undeclared}")

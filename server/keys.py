@@ -1,0 +1,23 @@
+"""Typed application keys: all shared state lives on the app, no module singletons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from server.auth_types import Principal
+from server.kv import Kv
+from server.settings import Settings
+
+Document = dict[str, Any]
+
+SETTINGS = web.AppKey("settings", Settings)
+MONGO_CLIENT = web.AppKey("mongo_client", AsyncMongoClient)
+DB = web.AppKey("db", AsyncDatabase)
+KV = web.AppKey("kv", Kv)
+
+REQUEST_ID = web.RequestKey("request_id", str)
+PRINCIPAL = web.RequestKey("principal", Principal | None)  # type: ignore[arg-type]

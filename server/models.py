@@ -1,0 +1,36 @@
+"""Shared pydantic base and constrained types for every request and response model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Role = Annotated[str, StringConstraints(pattern=r"^(resident|editor|analyst|admin)$")]
+ObjectIdStr = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{24}$")]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+ItemT = TypeVar("ItemT")
+
+
+class ApiModel(BaseModel):
+    """Base of every model at the HTTP boundary: unknown fields are refused (no mass
+    assignment, no `$` operators smuggled into a query)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class PageQuery(ApiModel):
+    page: int = Field(default=1, ge=1, le=100_000)
+    page_size: int = Field(default=20, ge=1, le=100)
+
+    @property
+    def skip(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+class Page(ApiModel, Generic[ItemT]):
+    items: list[ItemT]
+    total: int
+    page: int
+    page_size: int

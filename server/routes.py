@@ -1,0 +1,72 @@
+"""The URL table: system routes here, each domain's routes mounted from its own module."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from server import auth_routes, openapi
+from server.http import endpoint, json_response
+from server.keys import DB, KV
+from server.middlewares import error_body
+
+API = "/api/v1"
+
+
+@endpoint(roles="public", tag="system")
+async def healthz(request: web.Request) -> web.Response:
+    """Report that the process is alive."""
+    return json_response({"status": "ok"})
+
+
+@endpoint(roles="public", tag="system")
+async def readyz(request: web.Request) -> web.Response:
+    """Report whether MongoDB and Redis are reachable (503 if either is not)."""
+    mongo_ok, redis_ok = await asyncio.gather(_ping_mongo(request.app), _ping_redis(request.app))
+    checks = {
+        "mongodb": "ok" if mongo_ok else "unreachable",
+        "redis": "ok" if redis_ok else "unreachable",
+    }
+    if mongo_ok and redis_ok:
+        return json_response({"status": "ready", "checks": checks})
+    return json_response(error_body("not_ready", "服务依赖的存储暂不可用", checks), status=503)
+
+
+async def _ping_mongo(app: web.Application) -> bool:
+    try:
+        await asyncio.wait_for(app[DB].command("ping"), timeout=2)
+        return True
+    except Exception:
+        return False
+
+
+async def _ping_redis(app: web.Application) -> bool:
+    try:
+        return bool(await asyncio.wait_for(app[KV].redis.ping(), timeout=2))
+    except Exception:
+        return False
+
+
+@endpoint(roles="public", tag="system")
+async def openapi_document(request: web.Request) -> web.Response:
+    """Serve the OpenAPI 3.1 document of the whole API."""
+    return json_response(openapi.build(request.app))
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get(f"{API}/openapi.json", openapi_document)
+    auth_routes.setup(app, API)
+    for setup_domain in _domain_setups():
+        setup_domain(app, API)
+
+
+def _domain_setups() -> list[Any]:
+    # Imported here so the domains can import `server.http` without an import cycle.
+    from question_bank import routes as question_routes
+    from scoring import routes as scoring_routes
+
+    return [scoring_routes.setup, question_routes.setup]

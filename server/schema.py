@@ -1,0 +1,89 @@
+"""Every collection's indexes, declared in one place and applied idempotently at start-up,
+plus the schema version document that later migrations advance.
+
+Only index features that both MongoDB 7 and FerretDB 1.24 support are used (plain, compound
+and unique indexes; no partial, text or TTL-on-expression indexes)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "users": [
+        IndexModel([("username_lower", ASCENDING)], name="username", unique=True, sparse=True),
+        IndexModel([("openid", ASCENDING)], name="openid", unique=True, sparse=True),
+    ],
+    "townships": [IndexModel([("code", ASCENDING)], name="code", unique=True)],
+    "questions": [
+        IndexModel([("status", ASCENDING), ("updated_at", DESCENDING)], name="status_updated"),
+        IndexModel([("content_hash", ASCENDING)], name="content_hash"),
+        IndexModel([("dimension", ASCENDING), ("topic", ASCENDING)], name="dimension_topic"),
+        IndexModel([("search_terms", ASCENDING)], name="search_terms"),
+    ],
+    "question_versions": [
+        IndexModel(
+            [("question_id", ASCENDING), ("version", ASCENDING)],
+            name="question_version",
+            unique=True,
+        ),
+    ],
+    "audit_log": [
+        IndexModel(
+            [("entity", ASCENDING), ("entity_id", ASCENDING), ("at", ASCENDING)], name="entity_at"
+        ),
+    ],
+    "item_stats": [
+        IndexModel(
+            [("question_id", ASCENDING), ("version", ASCENDING)],
+            name="question_version",
+            unique=True,
+        ),
+    ],
+}
+
+Migration = Callable[[AsyncDatabase], Awaitable[None]]
+
+# version reached -> step that reaches it from the one before. Steps must be idempotent:
+# several processes may start at once.
+MIGRATIONS: dict[int, Migration] = {}
+
+
+async def apply_indexes(db: AsyncDatabase) -> None:
+    for collection, indexes in INDEXES.items():
+        await db[collection].create_indexes(indexes)
+
+
+async def migrate(db: AsyncDatabase) -> int:
+    meta = db["meta"]
+    current_doc = await meta.find_one({"_id": "schema"})
+    current = current_doc["version"] if current_doc else 0
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {current} is newer than this code ({SCHEMA_VERSION}); "
+            "deploy the newer code"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        step = MIGRATIONS.get(version)
+        if step is not None:
+            log.info("migrating schema", extra={"to_version": version})
+            await step(db)
+    await meta.update_one(
+        {"_id": "schema"},
+        {"$set": {"version": SCHEMA_VERSION, "applied_at": datetime.now(UTC)}},
+        upsert=True,
+    )
+    return SCHEMA_VERSION
+
+
+async def bootstrap(db: AsyncDatabase) -> None:
+    await apply_indexes(db)
+    await migrate(db)

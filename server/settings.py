@@ -1,0 +1,71 @@
+"""Settings from environment variables (names fixed by API.md), falling back to `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Values that show a secret was never really configured.
+_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "placeholder", "xxx"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=REPO_ROOT / ".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    app_env: Literal["production", "development"] = "production"
+    host: str = "0.0.0.0"  # noqa: S104 - a server in a container listens on all interfaces
+    port: int = Field(default=8080, ge=1, le=65535)
+
+    mongodb_uri: str = "mongodb://127.0.0.1:27017/"
+    mongodb_db: str = Field(default="science_literacy", pattern=r"^[A-Za-z0-9_-]{1,60}$")
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Every Redis key starts with this, so several deployments (or tests) can share a server.
+    redis_prefix: str = Field(default="sl:", max_length=40)
+
+    wechat_appid: str = ""
+    wechat_secret: SecretStr = SecretStr("")
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+
+    staff_token_ttl_seconds: int = Field(default=12 * 3600, ge=60)
+    resident_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+
+    # Per-client request budget (requests per window); residents behind one village NAT share
+    # an address, so authenticated clients are limited per user instead.
+    rate_limit_requests: int = Field(default=600, ge=1)
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+
+    # Upper bound for any request body; imports have their own, larger bound.
+    max_body_bytes: int = Field(default=11 * 1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.app_env == "production":
+            if not self.wechat_appid:
+                raise ValueError("WECHAT_APPID must be set in production")
+            if self.wechat_secret.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:
+                raise ValueError("WECHAT_SECRET must be set to the real secret in production")
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.app_env == "development"
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Turn a settings error into one line per bad variable, naming the variable."""
+    lines = []
+    for item in error.errors():
+        name = "_".join(str(part) for part in item["loc"]).upper() or "SETTINGS"
+        lines.append(f"{name}: {item['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -1,0 +1,99 @@
+"""Fixtures: real FerretDB (or MONGODB_URI) and Redis (or REDIS_URL) started once per session
+by the harness; each test gets its own database name and Redis key prefix, and an aiohttp
+test client for the real app."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from scripts import services as harness
+from server.app import create_app
+from server.settings import Settings
+from tests import factories
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[harness.Services]:
+    started = harness.start("test")
+    try:
+        yield started
+    finally:
+        started.stop()
+        started.remove_data()
+
+
+def make_settings(services: harness.Services, **overrides: Any) -> Settings:
+    unique = uuid.uuid4().hex[:12]
+    values: dict[str, Any] = {
+        "app_env": "production",
+        "mongodb_uri": services.mongo.url,
+        "mongodb_db": f"test_{unique}",
+        "redis_url": services.redis.url,
+        "redis_prefix": f"test:{unique}:",
+        "wechat_appid": "wx-test-appid",
+        "wechat_secret": "test-wechat-secret-not-real",
+        "wechat_api_base": "http://127.0.0.1:9",
+        "rate_limit_requests": 10_000,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(services: harness.Services) -> Settings:
+    return make_settings(services)
+
+
+@pytest.fixture
+async def cleanup(services: harness.Services) -> AsyncIterator[Callable[[Settings], None]]:
+    """Drop the databases and Redis keys that a test's settings name, after the test."""
+    used: list[Settings] = []
+    yield used.append
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(services.mongo.url)
+    redis = Redis.from_url(services.redis.url)
+    try:
+        for item in used:
+            await mongo.drop_database(item.mongodb_db)
+            keys = [key async for key in redis.scan_iter(match=item.redis_prefix + "*", count=1000)]
+            if keys:
+                await redis.delete(*keys)
+    finally:
+        await mongo.close()
+        await redis.aclose()
+
+
+@pytest.fixture
+async def client_for(
+    cleanup: Callable[[Settings], None],
+) -> AsyncIterator[Callable[[Settings], Any]]:
+    """Build test clients for the real app with given settings; all closed after the test."""
+    clients: list[TestClient[Any, Any]] = []
+
+    async def build(app_settings: Settings) -> TestClient[Any, Any]:
+        cleanup(app_settings)
+        test_client = TestClient(TestServer(create_app(app_settings)))
+        await test_client.start_server()
+        clients.append(test_client)
+        return test_client
+
+    yield build
+    for test_client in clients:
+        await test_client.close()
+
+
+@pytest.fixture
+async def client(client_for: Callable[[Settings], Any], settings: Settings) -> TestClient[Any, Any]:
+    return await client_for(settings)
+
+
+@pytest.fixture
+async def staff(client: TestClient[Any, Any]) -> factories.StaffTokens:
+    """Tokens for one editor, a second editor, an analyst and an admin."""
+    return await factories.staff_tokens(client)
