@@ -303,27 +303,36 @@ def _write_env(services: Services) -> Path:
     return env_file
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signum)
+
+
 def run_demo() -> int:
-    """Start services, seed the demo county, serve on PORT (default 8080) until Ctrl-C."""
+    """Start services, seed the demo county, serve on PORT (default 8080) until Ctrl-C or
+    SIGTERM; then stop the app and exactly the servers started here."""
+    # Explicit handlers: a background job may inherit SIGINT as ignored, and SIGTERM from a
+    # supervisor must clean up too.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     services = start("run")
+    app: subprocess.Popen[bytes] | None = None
     env_file = _write_env(services)
     env = {**os.environ, "MONGODB_URI": services.mongo.url, "REDIS_URL": services.redis.url}
     env.setdefault("APP_ENV", "development")
-    print(
-        f"harness: MongoDB at {services.mongo.url}, Redis at {services.redis.url} (recorded in {env_file})"
-    )
+    print(f"harness: MongoDB at {services.mongo.url}, Redis at {services.redis.url} ({env_file})")
     try:
         subprocess.run([sys.executable, "-m", "server", "seed-demo"], env=env, check=True, cwd=ROOT)
-        print(
-            f"harness: serving on http://127.0.0.1:{env.get('PORT', '8080')} (Ctrl-C stops everything)"
-        )
-        return subprocess.run(
-            [sys.executable, "-m", "server", "serve"], env=env, cwd=ROOT
-        ).returncode
+        print(f"harness: serving on http://127.0.0.1:{env.get('PORT', '8080')} (Ctrl-C stops all)")
+        app = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env, cwd=ROOT)
+        return app.wait()
     except KeyboardInterrupt:
         return 0
     finally:
+        if app is not None and app.poll() is None:
+            app.terminate()
+            app.wait(15)
         services.stop()
+        services.remove_data()
 
 
 def main() -> int:

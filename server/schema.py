@@ -58,8 +58,14 @@ MIGRATIONS: dict[int, Migration] = {}
 
 
 async def apply_indexes(db: AsyncDatabase) -> None:
+    """Create the declared indexes that don't exist yet. Existing ones are skipped rather than
+    re-sent: re-creating an existing index is a no-op on MongoDB but crashes FerretDB 1.24's
+    connection handler for some index shapes."""
     for collection, indexes in INDEXES.items():
-        await db[collection].create_indexes(indexes)
+        existing = {index["name"] async for index in await db[collection].list_indexes()}
+        missing = [index for index in indexes if index.document["name"] not in existing]
+        if missing:
+            await db[collection].create_indexes(missing)
 
 
 async def migrate(db: AsyncDatabase) -> int:
