@@ -1,5 +1,504 @@
+"""Rules of the question bank: the editorial workflow (draft → in_review → published →
+retired, four-eyes publishing, optimistic concurrency, versions, audit) and reads.
+
+Without multi-document transactions (FerretDB has none), each change is one atomic
+compare-and-set on the question document; the version snapshot and audit record follow it
+and are idempotent, so a retry after a crash completes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
 from pymongo.asynchronous.database import AsyncDatabase
+
+from question_bank import storage
+from question_bank.cache import BankCache, duplicate_tokens
+from question_bank.duplicates import content_hash
+from question_bank.errors import (
+    DuplicateQuestion,
+    FourEyesRequired,
+    InvalidTransition,
+    QuestionNotFound,
+    StaleVersion,
+)
+from question_bank.models import QuestionContent
+from question_bank.search import terms
+from server.clock import now
+from server.kv import Kv
+
+Document = dict[str, Any]
+
+EDITABLE_STATUSES = ("draft", "in_review", "published", "retired")
+
+
+def search_tokens(content: Document) -> dict[str, list[str]]:
+    """Segment a question's text once, at write time."""
+    return {
+        "stem": terms(content["stem"]),
+        "options": [t for option in content["options"] for t in terms(option["text"])],
+        "explanation": terms(content.get("explanation", "")),
+        "tags": [t for tag in content.get("tags", []) for t in terms(tag)],
+    }
+
+
+def new_document(content: Document, *, actor: str, status: str = "draft") -> Document:
+    from bson import ObjectId
+
+    at = now()
+    return {
+        "_id": ObjectId(),
+        "version": 1,
+        "status": status,
+        "content": content,
+        "dedupe_key": content_hash(content),
+        "search_tokens": search_tokens(content),
+        "published": None,
+        "published_version": None,
+        "created_by": actor,
+        "created_at": at,
+        "updated_by": actor,
+        "updated_at": at,
+        "reviewed_by": None,
+        "published_at": None,
+        "changed_at": at,
+        "deleted_at": None,
+    }
+
+
+def near_duplicates_of(bank: BankCache, doc: Document) -> list[Document]:
+    found = bank.near.similar_to(duplicate_tokens(doc), exclude=str(doc["_id"]))
+    return [{"id": other, "similarity": score} for other, score in found[:5]]
+
+
+async def _after_write(
+    db: AsyncDatabase,
+    kv: Kv,
+    bank: BankCache,
+    doc: Document,
+    *,
+    action: str,
+    actor: str,
+    before: Document | None,
+) -> None:
+    await storage.save_version(db, doc)
+    await storage.audit(
+        db,
+        {
+            "entity": "question",
+            "entity_id": str(doc["_id"]),
+            "action": action,
+            "by": actor,
+            "at": doc["changed_at"],
+            "version": doc["version"],
+            "status": doc["status"],
+            "before": before,
+            "after": doc["content"],
+        },
+    )
+    bank.apply(doc)
+    await storage.note_change(kv)
+
+
+async def create(
+    db: AsyncDatabase, kv: Kv, bank: BankCache, *, content: QuestionContent, actor: str
+) -> Document:
+    doc = new_document(content.content_dict(), actor=actor)
+    doc["near_duplicates"] = near_duplicates_of(bank, doc)
+    if not await storage.insert(db, doc):
+        existing = await storage.find_by_dedupe_keys(db, [doc["dedupe_key"]])
+        raise DuplicateQuestion(details={"existing_id": existing.get(doc["dedupe_key"])})
+    await _after_write(db, kv, bank, doc, action="create", actor=actor, before=None)
+    return doc
+
+
+async def get_or_raise(db: AsyncDatabase, *, question_id: str) -> Document:
+    doc = await storage.get(db, question_id)
+    if doc is None:
+        raise QuestionNotFound()
+    return doc
+
+
+async def _stale_or_missing(db: AsyncDatabase, question_id: str) -> Exception:
+    current = await storage.get(db, question_id)
+    if current is None:
+        return QuestionNotFound()
+    return StaleVersion(
+        details={"current_version": current["version"], "status": current["status"]}
+    )
+
+
+async def update(
+    db: AsyncDatabase,
+    kv: Kv,
+    bank: BankCache,
+    *,
+    question_id: str,
+    version: int,
+    content: QuestionContent,
+    actor: str,
+) -> Document:
+    """Replace the working copy. Any edit needs a fresh review, so the question returns to
+    draft; a published version keeps being served until the new one is published."""
+    before = await get_or_raise(db, question_id=question_id)
+    new_content = content.content_dict()
+    at = now()
+    from pymongo.errors import DuplicateKeyError
+
+    fields = {
+        "content": new_content,
+        "dedupe_key": content_hash(new_content),
+        "search_tokens": search_tokens(new_content),
+        "status": "draft",
+        "updated_by": actor,
+        "updated_at": at,
+        "changed_at": at,
+    }
+    try:
+        doc = await storage.update_if_version(
+            db, question_id, version=version, set_fields=fields, bump_version=True
+        )
+    except DuplicateKeyError:
+        raise DuplicateQuestion("修改后的内容与题库中另一道题相同") from None
+    if doc is None:
+        raise await _stale_or_missing(db, question_id)
+    doc["near_duplicates"] = near_duplicates_of(bank, doc)
+    await _after_write(db, kv, bank, doc, action="update", actor=actor, before=before["content"])
+    return doc
+
+
+async def _transition(
+    db: AsyncDatabase,
+    kv: Kv,
+    bank: BankCache,
+    *,
+    question_id: str,
+    version: int | None,
+    allowed: tuple[str, ...],
+    action: str,
+    actor: str,
+    fields: Document,
+    unset: tuple[str, ...] = (),
+) -> Document:
+    current = await get_or_raise(db, question_id=question_id)
+    if version is not None and version != current["version"]:
+        raise StaleVersion(details={"current_version": current["version"]})
+    if current["status"] not in allowed:
+        raise InvalidTransition(
+            details={"status": current["status"], "allowed_from": list(allowed)}
+        )
+    at = now()
+    doc = await storage.update_if_version(
+        db,
+        question_id,
+        version=current["version"],
+        allowed_statuses=allowed,
+        set_fields={**fields, "changed_at": at, **_resolve(fields, current, actor, at)},
+        unset_fields=unset,
+    )
+    if doc is None:
+        raise await _stale_or_missing(db, question_id)
+    await _after_write(db, kv, bank, doc, action=action, actor=actor, before=None)
+    return doc
+
+
+def _resolve(fields: Document, current: Document, actor: str, at: Any) -> Document:
+    """Fill in the values a transition takes from the current document."""
+    resolved: Document = {}
+    if fields.get("status") == "published":
+        resolved = {
+            "published": current["content"],
+            "published_version": current["version"],
+            "reviewed_by": actor,
+            "published_at": at,
+        }
+    elif fields.get("status") == "retired":
+        resolved = {"retired_by": actor, "retired_at": at}
+    return resolved
+
+
+async def submit(
+    db: AsyncDatabase, kv: Kv, bank: BankCache, *, question_id: str, version: int | None, actor: str
+) -> Document:
+    return await _transition(
+        db,
+        kv,
+        bank,
+        question_id=question_id,
+        version=version,
+        allowed=("draft",),
+        action="submit",
+        actor=actor,
+        fields={"status": "in_review", "submitted_by": actor},
+    )
+
+
+async def publish(
+    db: AsyncDatabase, kv: Kv, bank: BankCache, *, question_id: str, version: int | None, actor: str
+) -> Document:
+    """Four-eyes: whoever last wrote the content can't be the one who publishes it."""
+    current = await get_or_raise(db, question_id=question_id)
+    if current["updated_by"] == actor:
+        raise FourEyesRequired()
+    return await _transition(
+        db,
+        kv,
+        bank,
+        question_id=question_id,
+        version=version,
+        allowed=("draft", "in_review"),
+        action="publish",
+        actor=actor,
+        fields={"status": "published"},
+    )
+
+
+async def retire(
+    db: AsyncDatabase, kv: Kv, bank: BankCache, *, question_id: str, version: int | None, actor: str
+) -> Document:
+    return await _transition(
+        db,
+        kv,
+        bank,
+        question_id=question_id,
+        version=version,
+        allowed=("draft", "in_review", "published"),
+        action="retire",
+        actor=actor,
+        fields={"status": "retired"},
+    )
+
+
+async def delete(
+    db: AsyncDatabase, kv: Kv, bank: BankCache, *, question_id: str, actor: str
+) -> None:
+    """Only a draft that was never published can be deleted (a published one is retired, so
+    attempts that served it keep their meaning). The document stays as a tombstone."""
+    current = await get_or_raise(db, question_id=question_id)
+    if current["status"] != "draft" or current.get("published_version"):
+        raise InvalidTransition("只能删除从未发布过的草稿；已发布的题目请下线")
+    at = now()
+    doc = await storage.update_if_version(
+        db,
+        question_id,
+        version=current["version"],
+        allowed_statuses=("draft",),
+        set_fields={"deleted_at": at, "deleted_by": actor, "changed_at": at},
+        unset_fields=("dedupe_key",),
+    )
+    if doc is None:
+        raise await _stale_or_missing(db, question_id)
+    await storage.audit(
+        db,
+        {
+            "entity": "question",
+            "entity_id": question_id,
+            "action": "delete",
+            "by": actor,
+            "at": at,
+            "version": doc["version"],
+            "status": "deleted",
+            "before": current["content"],
+            "after": None,
+        },
+    )
+    bank.apply(doc)
+    await storage.note_change(kv)
+
+
+async def list_questions(
+    db: AsyncDatabase,
+    bank: BankCache,
+    *,
+    page: int,
+    page_size: int,
+    q: str | None,
+    **filters: str | None,
+) -> tuple[list[Document], int]:
+    """Newest first from MongoDB; with `q`, ranked by relevance from the search index."""
+    if not q:
+        return await storage.list_page(db, skip=(page - 1) * page_size, limit=page_size, **filters)
+
+    def accept(doc_id: str) -> bool:
+        return _matches(bank.docs[doc_id], **filters)
+
+    ranked = bank.search.search(terms(q), accept=accept)
+    window = ranked[(page - 1) * page_size : page * page_size]
+    docs = [dict(bank.docs[doc_id], score=round(score, 4)) for doc_id, score in window]
+    return docs, len(ranked)
+
+
+def _matches(
+    doc: Document,
+    *,
+    status: str | None,
+    dimension: str | None,
+    topic: str | None,
+    audience: str | None,
+) -> bool:
+    content = doc["content"]
+    return (
+        (not status or doc["status"] == status)
+        and (not dimension or content["dimension"] == dimension)
+        and (not topic or content["topic"] == topic)
+        and (not audience or audience in content["audiences"])
+    )
+
+
+async def history(db: AsyncDatabase, *, question_id: str) -> list[Document]:
+    await get_or_raise(db, question_id=question_id)
+    return await storage.audit_trail(db, "question", question_id)
+
+
+def to_read(doc: Document) -> Document:
+    """The editor's view of a stored question."""
+    view = {
+        "id": str(doc["_id"]),
+        "version": doc["version"],
+        "status": doc["status"],
+        **doc["content"],
+        "published_version": doc.get("published_version"),
+    }
+    for name in (
+        "created_by",
+        "created_at",
+        "updated_by",
+        "updated_at",
+        "reviewed_by",
+        "published_at",
+    ):
+        value = doc.get(name)
+        view[name] = value.isoformat() if hasattr(value, "isoformat") else value
+    if "near_duplicates" in doc:
+        view["near_duplicates"] = doc["near_duplicates"]
+    if "score" in doc:
+        view["score"] = doc["score"]
+    return view
+
+
+# ------------------------------------------------------------------ import and export
+
+
+async def import_questions(
+    db: AsyncDatabase, kv: Kv, bank: BankCache, *, parsed: Any, dry_run: bool, actor: str
+) -> Document:
+    """Import the valid rows as drafts; invalid rows are reported and nothing of them is
+    written. Exact duplicates (of the bank or of an earlier row) are skipped and counted, so
+    re-sending a file (a retry after a dropped connection) imports nothing twice."""
+    docs, duplicates, seen = [], 0, set()
+    for _row, content in parsed.rows:
+        doc = new_document(content.content_dict(), actor=actor)
+        if doc["dedupe_key"] in seen:
+            duplicates += 1
+            continue
+        seen.add(doc["dedupe_key"])
+        docs.append(doc)
+    existing = await storage.find_by_dedupe_keys(db, [doc["dedupe_key"] for doc in docs])
+    fresh = [doc for doc in docs if doc["dedupe_key"] not in existing]
+    duplicates += len(docs) - len(fresh)
+    near = 0
+    for doc in fresh:
+        doc["near_duplicates"] = near_duplicates_of(bank, doc)
+        near += bool(doc["near_duplicates"])
+    imported = len(fresh)
+    if not dry_run and fresh:
+        inserted, raced = await storage.insert_many(db, fresh)
+        imported, duplicates = len(inserted), duplicates + raced
+        inserted_set = set(inserted)
+        for doc in fresh:
+            if doc["_id"] in inserted_set:
+                bank.apply(doc)
+        await storage.record_import(db, [d for d in fresh if d["_id"] in inserted_set], actor=actor)
+        await storage.note_change(kv)
+    errors = sorted(parsed.errors, key=lambda e: (e["row"], e["field"]))
+    return {
+        "imported": imported,
+        "duplicates": duplicates,
+        "errors": errors,
+        "dry_run": dry_run,
+        "near_duplicates": near,
+    }
+
+
+async def export_contents(db: AsyncDatabase, *, status: str | None) -> list[Document]:
+    docs = await storage.all_matching(db, status=status, dimension=None, topic=None, audience=None)
+    return [doc["content"] for doc in docs]
+
+
+# ------------------------------------------------------------------ duplicates and statistics
+
+
+def duplicate_pairs(bank: BankCache, *, threshold: float) -> list[Document]:
+    pairs = []
+    for a, b, score in bank.near.all_pairs(threshold=threshold):
+        pairs.append(
+            {
+                "a": a,
+                "b": b,
+                "similarity": score,
+                "a_stem": bank.docs[a]["content"]["stem"],
+                "b_stem": bank.docs[b]["content"]["stem"],
+            }
+        )
+    return pairs
+
+
+async def item_statistics(db: AsyncDatabase, *, question_id: str) -> Document:
+    from question_bank import stats
+
+    doc = await get_or_raise(db, question_id=question_id)
+    versions = []
+    for sums in await storage.item_stats(db, question_id):
+        snapshot = await storage.get_version(db, question_id, sums["version"])
+        content = snapshot["content"] if snapshot else doc["content"]
+        summary = stats.summarise(
+            sums,
+            question_type=content["type"],
+            options=[o["key"] for o in content["options"]],
+            answer=content["answer"],
+        )
+        versions.append({"version": sums["version"], **summary})
+    return {
+        "question_id": question_id,
+        "versions": versions,
+        "flagged": any(v["flags"] for v in versions),
+        "min_attempts_for_flags": stats.MIN_ATTEMPTS_FOR_FLAGS,
+    }
+
+
+async def record_responses(db: AsyncDatabase, responses: list[Any]) -> None:
+    """Fold scored answers into the item statistics (called by scoring for every quiz)."""
+    from question_bank import stats
+
+    await storage.add_item_responses(
+        db, [(r.question_id, r.version, stats.increments(r)) for r in responses]
+    )
+
+
+# ------------------------------------------------------------------ demo bank
 
 
 async def seed_demo(db: AsyncDatabase) -> int:
-    return 0
+    """Load the demo bank as published questions (idempotent: existing content is skipped)."""
+    import json
+    from pathlib import Path
+
+    contents = []
+    for path in sorted((Path(__file__).parent / "demo").glob("questions_*.json")):
+        contents.extend(json.loads(path.read_text(encoding="utf-8")))
+    docs = []
+    for raw in contents:
+        content = QuestionContent.model_validate(raw).content_dict()
+        doc = new_document(content, actor="seed-demo", status="published")
+        doc.update(
+            published=content,
+            published_version=1,
+            reviewed_by="seed-demo",
+            published_at=doc["created_at"],
+        )
+        docs.append(doc)
+    existing = await storage.find_by_dedupe_keys(db, [d["dedupe_key"] for d in docs])
+    fresh = [d for d in docs if d["dedupe_key"] not in existing]
+    inserted, _ = await storage.insert_many(db, fresh)
+    for doc in fresh:
+        await storage.save_version(db, doc)
+    return len(inserted)

@@ -3,6 +3,7 @@ each domain, middleware in order."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -10,9 +11,11 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from question_bank import search
+from question_bank.cache import BankCache
 from server import middlewares, routes
 from server.http import spec_of
-from server.keys import DB, KV, MONGO_CLIENT, SETTINGS
+from server.keys import BANK, DB, KV, MONGO_CLIENT, SETTINGS
 from server.kv import Kv
 from server.schema import bootstrap
 from server.settings import Settings
@@ -53,6 +56,25 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         await client.aclose()
 
 
+async def _bank_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load jieba's dictionary and the question bank before serving, then keep the bank
+    fresh in the background."""
+    await asyncio.to_thread(search.tokenizer)
+    bank = BankCache()
+    await bank.load(app[DB])
+    app[BANK] = bank
+    stop = asyncio.Event()
+    task = asyncio.create_task(bank.run(app[DB], app[KV], stop), name="bank-refresh")
+    try:
+        yield
+    finally:
+        stop.set()
+        done, _ = await asyncio.wait({task}, timeout=10)
+        if not done:
+            task.cancel()
+            log.warning("bank refresh task did not stop in time; cancelled")
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
@@ -65,6 +87,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_mongo_ctx)
     app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_bank_ctx)
     routes.setup(app)
     _check_every_route_declares_access(app)
     return app

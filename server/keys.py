@@ -8,6 +8,7 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from question_bank.cache import BankCache
 from server.auth_types import Principal
 from server.kv import Kv
 from server.settings import Settings
@@ -18,6 +19,7 @@ SETTINGS = web.AppKey("settings", Settings)
 MONGO_CLIENT = web.AppKey("mongo_client", AsyncMongoClient)
 DB = web.AppKey("db", AsyncDatabase)
 KV = web.AppKey("kv", Kv)
+BANK = web.AppKey("bank", BankCache)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal | None)  # type: ignore[arg-type]

@@ -24,10 +24,13 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "townships": [IndexModel([("code", ASCENDING)], name="code", unique=True)],
     "questions": [
-        IndexModel([("status", ASCENDING), ("updated_at", DESCENDING)], name="status_updated"),
-        IndexModel([("content_hash", ASCENDING)], name="content_hash"),
-        IndexModel([("dimension", ASCENDING), ("topic", ASCENDING)], name="dimension_topic"),
-        IndexModel([("search_terms", ASCENDING)], name="search_terms"),
+        IndexModel([("status", ASCENDING), ("changed_at", DESCENDING)], name="status_changed"),
+        # Exact-duplicate guard; removed from deleted questions, hence sparse.
+        IndexModel([("dedupe_key", ASCENDING)], name="dedupe_key", unique=True, sparse=True),
+        IndexModel(
+            [("content.dimension", ASCENDING), ("content.topic", ASCENDING)], name="dimension_topic"
+        ),
+        IndexModel([("changed_at", ASCENDING)], name="changed_at"),
     ],
     "question_versions": [
         IndexModel(

@@ -56,3 +56,47 @@ async def staff_tokens(client: TestClient[Any, Any]) -> StaffTokens:
         analyst=await staff_token(client, "analyst"),
         admin=await staff_token(client, "admin"),
     )
+
+
+def question_payload(n: int = 0, **overrides: Any) -> dict[str, Any]:
+    """A valid single-choice question; `n` makes the stem (and so the content) unique."""
+    payload: dict[str, Any] = {
+        "type": "single",
+        "stem": f"成年人每天食盐摄入量不宜超过多少克？（第{n}题）",
+        "options": [
+            {"key": "A", "text": "5克"},
+            {"key": "B", "text": "10克"},
+            {"key": "C", "text": "15克"},
+            {"key": "D", "text": f"{20 + n}克"},
+        ],
+        "answer": ["A"],
+        "explanation": "《中国居民膳食指南（2022）》建议成年人每天食盐不超过5克。",
+        "dimension": "knowledge",
+        "topic": "健康",
+        "audiences": ["elderly", "general"],
+        "difficulty": 2,
+        "source": "县科协编写",
+    }
+    payload.update(overrides)
+    return payload
+
+
+async def create_question(
+    client: TestClient[Any, Any], token: str, **overrides: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/admin/questions", json=question_payload(**overrides), headers=auth(token)
+    )
+    assert response.status == 201, await response.text()
+    return dict(await response.json())
+
+
+async def publish_question(
+    client: TestClient[Any, Any], author: str, reviewer: str, **overrides: Any
+) -> dict[str, Any]:
+    created = await create_question(client, author, **overrides)
+    response = await client.post(
+        f"/api/v1/admin/questions/{created['id']}/publish", headers=auth(reviewer)
+    )
+    assert response.status == 200, await response.text()
+    return dict(await response.json())

@@ -1,0 +1,227 @@
+"""The only place that queries MongoDB (and Redis) for the question bank.
+
+A question document keeps the working copy in `content` and, once published, the copy
+residents are served in `published` (with `published_version`), so an edit to a published
+question never changes what residents see until it is reviewed and published again."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import DESCENDING, ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from server.kv import Kv
+
+Document = dict[str, Any]
+
+CHANGES_KEY = "bank:changes"
+
+
+def questions(db: AsyncDatabase) -> AsyncCollection[Document]:
+    return db["questions"]
+
+
+def object_id(value: str) -> ObjectId | None:
+    return ObjectId(value) if ObjectId.is_valid(value) and len(value) == 24 else None
+
+
+async def insert(db: AsyncDatabase, doc: Document) -> bool:
+    """Insert a question; False if its exact content already exists (unique dedupe_key)."""
+    try:
+        await questions(db).insert_one(doc)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+async def insert_many(db: AsyncDatabase, docs: list[Document]) -> tuple[list[ObjectId], int]:
+    """Insert what is new; rows whose content already exists (e.g. a concurrent upload of
+    the same file) are counted as duplicates, not errors."""
+    if not docs:
+        return [], 0
+    try:
+        await questions(db).insert_many(docs, ordered=False)
+        return [doc["_id"] for doc in docs], 0
+    except BulkWriteError as error:
+        failed = {e["index"] for e in error.details["writeErrors"] if e.get("code") == 11000}
+        others = [e for e in error.details["writeErrors"] if e.get("code") != 11000]
+        if others:
+            raise
+        inserted = [doc["_id"] for i, doc in enumerate(docs) if i not in failed]
+        return inserted, len(failed)
+
+
+async def find_by_dedupe_keys(db: AsyncDatabase, keys: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start : start + 1000]
+        cursor = questions(db).find({"dedupe_key": {"$in": chunk}}, {"dedupe_key": 1})
+        async for doc in cursor:
+            found[doc["dedupe_key"]] = str(doc["_id"])
+    return found
+
+
+async def get(db: AsyncDatabase, question_id: str) -> Document | None:
+    oid = object_id(question_id)
+    if oid is None:
+        return None
+    return await questions(db).find_one({"_id": oid, "deleted_at": None})
+
+
+async def update_if_version(
+    db: AsyncDatabase,
+    question_id: str,
+    *,
+    version: int,
+    allowed_statuses: tuple[str, ...] | None = None,
+    set_fields: Document,
+    unset_fields: tuple[str, ...] = (),
+    bump_version: bool = False,
+) -> Document | None:
+    """Compare-and-set on the version (and status): the write happens only if nobody changed
+    the question since `version` was read. Returns the new document, or None."""
+    query: Document = {"_id": object_id(question_id), "version": version, "deleted_at": None}
+    if allowed_statuses is not None:
+        query["status"] = {"$in": list(allowed_statuses)}
+    update: Document = {"$set": set_fields}
+    if bump_version:
+        update["$inc"] = {"version": 1}
+    if unset_fields:
+        update["$unset"] = dict.fromkeys(unset_fields, "")
+    return await questions(db).find_one_and_update(
+        query, update, return_document=ReturnDocument.AFTER
+    )
+
+
+def _filters(
+    *, status: str | None, dimension: str | None, topic: str | None, audience: str | None
+) -> Document:
+    query: Document = {"deleted_at": None}
+    if status:
+        query["status"] = status
+    if dimension:
+        query["content.dimension"] = dimension
+    if topic:
+        query["content.topic"] = topic
+    if audience:
+        query["content.audiences"] = audience
+    return query
+
+
+async def list_page(
+    db: AsyncDatabase, *, skip: int, limit: int, **filters: str | None
+) -> tuple[list[Document], int]:
+    query = _filters(**filters)  # type: ignore[arg-type]
+    cursor = questions(db).find(query).sort([("changed_at", DESCENDING), ("_id", DESCENDING)])
+    docs = await cursor.skip(skip).limit(limit).to_list()
+    return docs, await questions(db).count_documents(query)
+
+
+async def all_matching(db: AsyncDatabase, **filters: str | None) -> list[Document]:
+    query = _filters(**filters)  # type: ignore[arg-type]
+    return await questions(db).find(query).sort("_id", 1).to_list()
+
+
+async def load_all(db: AsyncDatabase) -> list[Document]:
+    return await questions(db).find({"deleted_at": None}).to_list()
+
+
+async def changed_since(db: AsyncDatabase, since: datetime) -> list[Document]:
+    """Every question touched at or after `since`, deleted ones included (so caches drop them)."""
+    return await questions(db).find({"changed_at": {"$gte": since}}).to_list()
+
+
+async def save_version(db: AsyncDatabase, doc: Document) -> None:
+    """Keep the content of every version, so an attempt can always show the version served."""
+    await db["question_versions"].update_one(
+        {"question_id": str(doc["_id"]), "version": doc["version"]},
+        {
+            "$setOnInsert": {
+                "content": doc["content"],
+                "at": doc["updated_at"],
+                "by": doc["updated_by"],
+            }
+        },
+        upsert=True,
+    )
+
+
+async def get_version(db: AsyncDatabase, question_id: str, version: int) -> Document | None:
+    return await db["question_versions"].find_one({"question_id": question_id, "version": version})
+
+
+async def audit(db: AsyncDatabase, entry: Document) -> None:
+    await db["audit_log"].insert_one(entry)
+
+
+async def audit_trail(db: AsyncDatabase, entity: str, entity_id: str) -> list[Document]:
+    cursor = db["audit_log"].find({"entity": entity, "entity_id": entity_id}, {"_id": 0})
+    return await cursor.sort("at", 1).to_list()
+
+
+async def note_change(kv: Kv) -> None:
+    """Tell every process's bank cache that something changed."""
+    await kv.redis.incr(kv.key(CHANGES_KEY))
+
+
+async def change_counter(kv: Kv) -> int:
+    value = await kv.redis.get(kv.key(CHANGES_KEY))
+    return int(value or 0)
+
+
+# ----------------------------------------------------------------- item statistics
+
+
+async def add_item_responses(
+    db: AsyncDatabase, increments: list[tuple[str, int, Document]]
+) -> None:
+    """Apply per-(question, version) increments of the sufficient sums in one batch."""
+    ops = [
+        UpdateOne({"question_id": qid, "version": version}, {"$inc": inc}, upsert=True)
+        for qid, version, inc in increments
+    ]
+    if ops:
+        await db["item_stats"].bulk_write(ops, ordered=False)
+
+
+async def item_stats(db: AsyncDatabase, question_id: str) -> list[Document]:
+    cursor = db["item_stats"].find({"question_id": question_id}, {"_id": 0})
+    return await cursor.sort("version", 1).to_list()
+
+
+async def record_import(db: AsyncDatabase, docs: list[Document], *, actor: str) -> None:
+    """Version snapshots and one audit record per imported question, in two batches."""
+    if not docs:
+        return
+    await db["question_versions"].bulk_write(
+        [
+            UpdateOne(
+                {"question_id": str(d["_id"]), "version": 1},
+                {"$setOnInsert": {"content": d["content"], "at": d["created_at"], "by": actor}},
+                upsert=True,
+            )
+            for d in docs
+        ],
+        ordered=False,
+    )
+    await db["audit_log"].insert_many(
+        [
+            {
+                "entity": "question",
+                "entity_id": str(d["_id"]),
+                "action": "import",
+                "by": actor,
+                "at": d["created_at"],
+                "version": 1,
+                "status": "draft",
+                "before": None,
+                "after": d["content"],
+            }
+            for d in docs
+        ]
+    )
