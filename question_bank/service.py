@@ -499,6 +499,7 @@ async def seed_demo(db: AsyncDatabase) -> int:
     existing = await storage.find_by_dedupe_keys(db, [d["dedupe_key"] for d in docs])
     fresh = [d for d in docs if d["dedupe_key"] not in existing]
     inserted, _ = await storage.insert_many(db, fresh)
-    for doc in fresh:
-        await storage.save_version(db, doc)
+    await storage.record_import(
+        db, [d for d in fresh if d["_id"] in set(inserted)], actor="seed-demo"
+    )
     return len(inserted)

@@ -136,14 +136,22 @@ async def changed_since(db: AsyncDatabase, since: datetime) -> list[Document]:
     return await questions(db).find({"changed_at": {"$gte": since}}).to_list()
 
 
+def version_key(question_id: str, version: int) -> str:
+    # A deterministic _id: lookups and upserts by _id are indexed on every backend (FerretDB
+    # scans the collection for other upsert filters).
+    return f"{question_id}:{version}"
+
+
 async def save_version(db: AsyncDatabase, doc: Document) -> None:
     """Keep the content of every version, so an attempt can always show the version served."""
     await db["question_versions"].update_one(
-        {"question_id": str(doc["_id"]), "version": doc["version"]},
+        {"_id": version_key(str(doc["_id"]), doc["version"])},
         {
             "$setOnInsert": {
+                "question_id": str(doc["_id"]),
+                "version": doc["version"],
                 "content": doc["content"],
-                "at": doc["updated_at"],
+                "at": doc["changed_at"],
                 "by": doc["updated_by"],
             }
         },
@@ -152,7 +160,7 @@ async def save_version(db: AsyncDatabase, doc: Document) -> None:
 
 
 async def get_version(db: AsyncDatabase, question_id: str, version: int) -> Document | None:
-    return await db["question_versions"].find_one({"question_id": question_id, "version": version})
+    return await db["question_versions"].find_one({"_id": version_key(question_id, version)})
 
 
 async def audit(db: AsyncDatabase, entry: Document) -> None:
@@ -182,7 +190,11 @@ async def add_item_responses(
 ) -> None:
     """Apply per-(question, version) increments of the sufficient sums in one batch."""
     ops = [
-        UpdateOne({"question_id": qid, "version": version}, {"$inc": inc}, upsert=True)
+        UpdateOne(
+            {"_id": version_key(qid, version)},
+            {"$inc": inc, "$setOnInsert": {"question_id": qid, "version": version}},
+            upsert=True,
+        )
         for qid, version, inc in increments
     ]
     if ops:
@@ -198,16 +210,19 @@ async def record_import(db: AsyncDatabase, docs: list[Document], *, actor: str) 
     """Version snapshots and one audit record per imported question, in two batches."""
     if not docs:
         return
-    await db["question_versions"].bulk_write(
+    await _insert_new(
+        db["question_versions"],
         [
-            UpdateOne(
-                {"question_id": str(d["_id"]), "version": 1},
-                {"$setOnInsert": {"content": d["content"], "at": d["created_at"], "by": actor}},
-                upsert=True,
-            )
+            {
+                "_id": version_key(str(d["_id"]), 1),
+                "question_id": str(d["_id"]),
+                "version": 1,
+                "content": d["content"],
+                "at": d["created_at"],
+                "by": actor,
+            }
             for d in docs
         ],
-        ordered=False,
     )
     await db["audit_log"].insert_many(
         [
@@ -225,3 +240,12 @@ async def record_import(db: AsyncDatabase, docs: list[Document], *, actor: str) 
             for d in docs
         ]
     )
+
+
+async def _insert_new(collection: AsyncCollection[Document], docs: list[Document]) -> None:
+    """Insert documents with deterministic ids, ignoring those already there (a retry)."""
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as error:
+        if any(e.get("code") != 11000 for e in error.details["writeErrors"]):
+            raise
