@@ -217,8 +217,8 @@ async def test_export_imports_back_unchanged(
     originals = sorted(
         [d["content"] async for d in client.app[DB]["questions"].find({})], key=lambda c: c["stem"]
     )
-    from tests.conftest import make_settings
     from tests import factories
+    from tests.conftest import make_settings
 
     for fmt in ("xlsx", "csv", "json"):
         exported = await client.get(f"{BASE}/export?format={fmt}", headers=auth(staff.analyst))
