@@ -2,16 +2,20 @@
 service draws from (never a MongoDB round-trip per quiz), plus the search and near-duplicate
 indexes over every live question.
 
-Freshness: every write bumps a counter in Redis; each process polls it (twice a second)
-and, when it moved, reads from MongoDB the questions changed since its watermark (minus an
-overlap that absorbs clock skew between app servers and writes that commit late). If Redis
-is unreachable it reads the delta anyway, so publishing still propagates."""
+Freshness: every write appends the changed question to a change feed (a Redis stream) and
+each process reads the feed several times a second, applying the documents it carries, so
+propagation costs no MongoDB query (FerretDB scans a whole collection for any query). Bulk
+writes append a "reload" event instead. Safety nets, since the feed is not the source of
+truth: a full reload at start-up, when the feed was trimmed past our position, and every
+ten minutes; while Redis is unreachable, a delta query on MongoDB by change time every few
+seconds (with an overlap for clock skew between app servers)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +34,8 @@ log = logging.getLogger(__name__)
 Document = dict[str, Any]
 SEARCH_WEIGHTS = {"stem": 2.0, "options": 1.0, "explanation": 0.5, "tags": 1.5}
 OVERLAP = timedelta(seconds=10)
+FULL_RELOAD_SECONDS = 600
+DELTA_INTERVAL_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ def _published_view(doc: Document) -> PublishedQuestion | None:
 
 @dataclass
 class BankCache:
-    poll_interval: float = 0.5
+    poll_interval: float = 0.2
     docs: dict[str, Document] = field(default_factory=dict)
     published: dict[str, PublishedQuestion] = field(default_factory=dict)
     search: SearchIndex = field(default_factory=lambda: SearchIndex(weights=SEARCH_WEIGHTS))
@@ -83,7 +89,9 @@ class BankCache:
     # Bumped whenever the published set changes, so derived structures can be rebuilt lazily.
     generation: int = 0
     _watermark: datetime | None = None
-    _seen_counter: int | None = None
+    _feed_position: bytes | None = None
+    _loaded_at: float = 0.0
+    _last_delta: float = 0.0
 
     def apply(self, doc: Document) -> None:
         """Take a question document as stored (newer than what we hold, or ignored)."""
@@ -115,14 +123,19 @@ class BankCache:
             self.generation += 1
 
     async def load(self, db: AsyncDatabase) -> None:
-        for doc in await storage.load_all(db):
+        """Replace the whole snapshot with what is stored."""
+        stored = await storage.load_all(db)
+        for doc in stored:
             self.apply(doc)
+        for gone in set(self.docs) - {str(doc["_id"]) for doc in stored}:
+            self._drop(gone)
         log.info(
             "question bank loaded",
             extra={"questions": len(self.docs), "published": len(self.published)},
         )
 
     async def refresh(self, db: AsyncDatabase) -> int:
+        """Apply what changed in MongoDB since our watermark (used when the feed is away)."""
         if self._watermark is None:
             await self.load(db)
             return len(self.docs)
@@ -131,15 +144,49 @@ class BankCache:
             self.apply(doc)
         return len(changed)
 
-    async def poll_once(self, db: AsyncDatabase, kv: Kv) -> None:
-        try:
-            counter: int | None = await storage.change_counter(kv)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            counter = None  # can't tell: look at MongoDB directly
-        if counter is not None and counter == self._seen_counter:
+    async def start(self, db: AsyncDatabase, kv: Kv) -> None:
+        """Note the feed's position, then load: events racing with the load are re-applied,
+        which is harmless (apply keeps the newer document)."""
+        with contextlib.suppress(redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self._feed_position, _ = await storage.feed_position(kv)
+        await self.load(db)
+        self._loaded_at = time.monotonic()
+
+    async def follow_feed(self, db: AsyncDatabase, kv: Kv) -> None:
+        if self._feed_position is None:
+            self._feed_position, _ = await storage.feed_position(kv)
+            await self.load(db)  # we were away from the feed: catch up from storage
             return
-        await self.refresh(db)
-        self._seen_counter = counter
+        _, oldest = await storage.feed_position(kv)
+        if (
+            oldest is not None
+            and _stream_id(oldest) > _stream_id(self._feed_position)
+            and self._feed_position != b"0-0"
+        ):
+            self._feed_position = None  # trimmed past us: reload on the next round
+            return
+        while events := await storage.read_feed(kv, self._feed_position):
+            reload = False
+            for event_id, doc in events:
+                self._feed_position = event_id
+                if doc is None:
+                    reload = True
+                else:
+                    self.apply(doc)
+            if reload:
+                await self.load(db)
+
+    async def poll_once(self, db: AsyncDatabase, kv: Kv) -> None:
+        if time.monotonic() - self._loaded_at > FULL_RELOAD_SECONDS:
+            await self.load(db)
+            self._loaded_at = time.monotonic()
+        try:
+            await self.follow_feed(db, kv)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            self._feed_position = None
+            if time.monotonic() - self._last_delta > DELTA_INTERVAL_SECONDS:
+                self._last_delta = time.monotonic()
+                await self.refresh(db)
 
     async def run(self, db: AsyncDatabase, kv: Kv, stop: asyncio.Event) -> None:
         """Poll until `stop` is set. Stopping by event rather than by cancellation alone: a
@@ -151,3 +198,8 @@ class BankCache:
                 log.warning("question bank refresh failed", extra={"error": repr(error)})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.poll_interval)
+
+
+def _stream_id(value: bytes) -> tuple[int, int]:
+    millis, _, seq = value.decode().partition("-")
+    return int(millis), int(seq or 0)

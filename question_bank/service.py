@@ -96,7 +96,7 @@ async def _after_write(
         },
     )
     bank.apply(doc)
-    await storage.note_change(kv)
+    await storage.announce_change(kv, doc)
 
 
 async def create(
@@ -178,8 +178,9 @@ async def _transition(
     actor: str,
     fields: Document,
     unset: tuple[str, ...] = (),
+    current: Document | None = None,
 ) -> Document:
-    current = await get_or_raise(db, question_id=question_id)
+    current = current or await get_or_raise(db, question_id=question_id)
     if version is not None and version != current["version"]:
         raise StaleVersion(details={"current_version": current["version"]})
     if current["status"] not in allowed:
@@ -302,7 +303,7 @@ async def delete(
         },
     )
     bank.apply(doc)
-    await storage.note_change(kv)
+    await storage.announce_change(kv, doc)
 
 
 async def list_questions(
@@ -408,7 +409,7 @@ async def import_questions(
             if doc["_id"] in inserted_set:
                 bank.apply(doc)
         await storage.record_import(db, [d for d in fresh if d["_id"] in inserted_set], actor=actor)
-        await storage.note_change(kv)
+        await storage.announce_reload(kv)
     errors = sorted(parsed.errors, key=lambda e: (e["row"], e["field"]))
     return {
         "imported": imported,

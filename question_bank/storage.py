@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import bson
 from bson import ObjectId
+from bson.codec_options import CodecOptions
 from pymongo import DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -19,7 +21,9 @@ from server.kv import Kv
 
 Document = dict[str, Any]
 
-CHANGES_KEY = "bank:changes"
+CHANGES_KEY = "bank:feed"
+FEED_LENGTH = 20_000
+_CODEC = CodecOptions(tz_aware=True)
 
 
 def questions(db: AsyncDatabase) -> AsyncCollection[Document]:
@@ -172,14 +176,37 @@ async def audit_trail(db: AsyncDatabase, entity: str, entity_id: str) -> list[Do
     return await cursor.sort("at", 1).to_list()
 
 
-async def note_change(kv: Kv) -> None:
-    """Tell every process's bank cache that something changed."""
-    await kv.redis.incr(kv.key(CHANGES_KEY))
+async def announce_change(kv: Kv, doc: Document) -> None:
+    """Append the changed question to the bank's change feed (a Redis stream), so other
+    processes apply it without querying MongoDB."""
+    await kv.redis.xadd(
+        kv.key(CHANGES_KEY), {"doc": bson.encode(doc)}, maxlen=FEED_LENGTH, approximate=True
+    )
 
 
-async def change_counter(kv: Kv) -> int:
-    value = await kv.redis.get(kv.key(CHANGES_KEY))
-    return int(value or 0)
+async def announce_reload(kv: Kv) -> None:
+    """Ask every process to reload the bank (after bulk writes such as an import)."""
+    await kv.redis.xadd(kv.key(CHANGES_KEY), {"reload": b"1"}, maxlen=FEED_LENGTH, approximate=True)
+
+
+async def feed_position(kv: Kv) -> tuple[bytes, bytes | None]:
+    """The id of the newest event (b"0-0" for an empty feed) and of the oldest one kept."""
+    newest = await kv.redis.xrevrange(kv.key(CHANGES_KEY), count=1)
+    oldest = await kv.redis.xrange(kv.key(CHANGES_KEY), count=1)
+    return (newest[0][0] if newest else b"0-0"), (oldest[0][0] if oldest else None)
+
+
+async def read_feed(
+    kv: Kv, after: bytes, *, count: int = 500
+) -> list[tuple[bytes, Document | None]]:
+    """Events after `after`: (id, question document), or (id, None) for a reload request."""
+    answer = await kv.redis.xread({kv.key(CHANGES_KEY): after}, count=count)
+    events: list[tuple[bytes, Document | None]] = []
+    for _stream, entries in answer or []:
+        for event_id, fields in entries:
+            raw = fields.get(b"doc")
+            events.append((event_id, bson.decode(raw, codec_options=_CODEC) if raw else None))
+    return events
 
 
 # ----------------------------------------------------------------- item statistics

@@ -61,7 +61,7 @@ async def _bank_ctx(app: web.Application) -> AsyncIterator[None]:
     fresh in the background."""
     await asyncio.to_thread(search.tokenizer)
     bank = BankCache()
-    await bank.load(app[DB])
+    await bank.start(app[DB], app[KV])
     app[BANK] = bank
     stop = asyncio.Event()
     task = asyncio.create_task(bank.run(app[DB], app[KV], stop), name="bank-refresh")

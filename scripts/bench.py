@@ -1,0 +1,201 @@
+"""Benchmarks (`make bench`): figures are printed, never asserted. Each latency is also given
+as a ratio to GET /healthz measured in the same run, because these machines are shared."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import openpyxl
+from aiohttp import FormData
+from aiohttp.test_utils import TestClient, TestServer
+
+from question_bank.importing import COLUMNS
+from scripts import services as harness
+from server import seed, users
+from server.app import create_app
+from server.keys import BANK, DB
+from tests.conftest import make_settings
+
+QUERIES = [
+    "高血压",
+    "电信网络诈骗",
+    "测土配方施肥",
+    "垃圾分类",
+    "人工智能",
+    "食品安全",
+    "用电安全",
+    "农药",
+    "验证码",
+    "碳中和",
+]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def timed(action: Callable[[], Awaitable[Any]], repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def report(name: str, samples: list[float], baseline: float | None = None) -> None:
+    p50, p95 = percentile(samples, 0.5), percentile(samples, 0.95)
+    ratio = f"  ({p50 / baseline:.1f}× healthz p50)" if baseline else ""
+    print(f"{name:<44} p50 {p50:8.2f} ms   p95 {p95:8.2f} ms   n={len(samples)}{ratio}")
+
+
+def question_rows(count: int) -> bytes:
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet("题目")
+    sheet.append(COLUMNS)
+    rng = random.Random(1)
+    words = [
+        "高血压",
+        "糖尿病",
+        "农药",
+        "施肥",
+        "诈骗",
+        "验证码",
+        "地震",
+        "火灾",
+        "垃圾分类",
+        "光伏",
+        "北斗",
+        "疫苗",
+    ]
+    for n in range(count):
+        row = dict.fromkeys(COLUMNS, "")
+        row.update(
+            {
+                "题型": "单选",
+                "题干": f"关于{rng.choice(words)}和{rng.choice(words)}，下列说法正确的是？（{n}）",
+                "选项A": f"说法甲{n}",
+                "选项B": f"说法乙{n}",
+                "选项C": f"说法丙{n}",
+                "答案": "A",
+                "解析": f"{rng.choice(words)}相关知识。",
+                "维度": "科学知识",
+                "主题": "健康",
+                "适用人群": "公众",
+                "难度": 3,
+            }
+        )
+        sheet.append([row[c] for c in COLUMNS])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+async def editor_tokens(client: TestClient[Any, Any]) -> tuple[str, str]:
+    tokens = []
+    for name in ("bench_editor_a", "bench_editor_b"):
+        await users.create_staff(
+            client.app[DB], username=name, password="bench-password", role="editor"
+        )
+        response = await client.post(
+            "/api/v1/auth/staff", json={"username": name, "password": "bench-password"}
+        )
+        tokens.append((await response.json())["token"])
+    return tokens[0], tokens[1]
+
+
+async def question_bank(services: harness.Services) -> None:
+    print("== question bank ==")
+    settings = make_settings(services, rate_limit_requests=10**9)
+    client = TestClient(TestServer(create_app(settings)))
+    other = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    await other.start_server()
+    try:
+        await seed.seed_demo(client.app[DB])
+        author, reviewer = await editor_tokens(client)
+        headers = {"Authorization": f"Bearer {author}"}
+        healthz = await timed(lambda: client.get("/healthz"), 200)
+        report("GET /healthz (baseline)", healthz)
+        baseline = percentile(healthz, 0.5)
+
+        data = question_rows(10_000)
+        form = FormData()
+        form.add_field("file", io.BytesIO(data), filename="bench.xlsx")
+        started = time.perf_counter()
+        response = await client.post("/api/v1/admin/questions/import", data=form, headers=headers)
+        result = await response.json()
+        seconds = time.perf_counter() - started
+        print(
+            f"import 10,000 xlsx rows ({len(data) / 1e6:.1f} MB)            {seconds:8.2f} s    "
+            f"imported={result['imported']} errors={len(result['errors'])} ({10_000 / seconds:.0f} rows/s)"
+        )
+
+        bank_size = len(client.app[BANK].docs)
+        queries = iter(QUERIES * 50)
+        searches = await timed(
+            lambda: client.get(f"/api/v1/admin/questions?q={next(queries)}", headers=headers), 300
+        )
+        report(f"search over {bank_size} questions (HTTP)", searches, baseline)
+
+        await other.app[BANK].refresh(other.app[DB])
+        delays, publishes = [], []
+        for n in range(10):
+            created = await client.post(
+                "/api/v1/admin/questions",
+                headers=headers,
+                json={
+                    "type": "true_false",
+                    "stem": f"传播速度测试题 {n}：光在真空中的速度约为每秒30万千米。",
+                    "options": [{"key": "A", "text": "对"}, {"key": "B", "text": "错"}],
+                    "answer": ["A"],
+                    "dimension": "knowledge",
+                    "topic": "前沿科技",
+                    "audiences": ["youth"],
+                },
+            )
+            qid = (await created.json())["id"]
+            started = time.perf_counter()
+            await client.post(
+                f"/api/v1/admin/questions/{qid}/publish",
+                headers={"Authorization": f"Bearer {reviewer}"},
+            )
+            published = time.perf_counter()
+            publishes.append((published - started) * 1000)
+            while qid not in other.app[BANK].published:
+                await asyncio.sleep(0.005)
+            delays.append((time.perf_counter() - published) * 1000)
+        report(f"POST publish ({bank_size} questions stored)", publishes, baseline)
+        report("publish acknowledged → in another process's cache", delays)
+    finally:
+        await client.close()
+        await other.close()
+        await _drop(services, settings)
+
+
+async def _drop(services: harness.Services, settings: Any) -> None:
+    from pymongo import AsyncMongoClient
+
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(services.mongo.url)
+    await mongo.drop_database(settings.mongodb_db)
+    await mongo.close()
+
+
+def main() -> None:
+    services = harness.start("bench")
+    try:
+        asyncio.run(question_bank(services))
+    finally:
+        services.stop()
+        services.remove_data()
+    print(f"(median of samples; machine: shared 2-core; backend: {services.mongo.name})")
+
+
+if __name__ == "__main__":
+    main()
