@@ -1,4 +1,5 @@
-"""MongoDB queries for the county's geography (townships)."""
+"""The only place with MongoDB queries and Redis commands for scoring: townships, attempts,
+residents' quiz state and leaderboards."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+
+from server.kv import Kv
 
 Document = dict[str, Any]
 
@@ -25,3 +28,189 @@ async def list_townships(db: AsyncDatabase, *, skip: int, limit: int) -> tuple[l
 
 async def township_exists(db: AsyncDatabase, code: str) -> bool:
     return await db["townships"].count_documents({"code": code}, limit=1) > 0
+
+
+# ------------------------------------------------------------------ attempts
+
+ATTEMPTS = "attempts"
+
+
+async def insert_attempts(db: AsyncDatabase, docs: list[Document]) -> list[str]:
+    """Insert a batch (group commit) with journaled, majority-acknowledged writes; returns
+    the ids that were duplicates (already stored, or a second daily/contest attempt)."""
+    from pymongo import WriteConcern
+    from pymongo.errors import BulkWriteError
+
+    collection = db.get_collection(ATTEMPTS, write_concern=WriteConcern(w="majority", j=True))
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as error:
+        others = [e for e in error.details["writeErrors"] if e.get("code") != 11000]
+        if others:
+            raise
+        return [docs[e["index"]]["_id"] for e in error.details["writeErrors"]]
+    return []
+
+
+async def get_attempt(db: AsyncDatabase, attempt_id: str) -> Document | None:
+    return await db[ATTEMPTS].find_one({"_id": attempt_id})
+
+
+async def user_attempts(
+    db: AsyncDatabase, user_id: str, *, skip: int, limit: int
+) -> tuple[list[Document], int]:
+    query = {"user_id": user_id}
+    cursor = db[ATTEMPTS].find(
+        query, {"response": 1, "mode": 1, "topic": 1, "submitted_at": 1, "points": 1}
+    )
+    docs = await cursor.sort("submitted_at", -1).skip(skip).limit(limit).to_list()
+    return docs, await db[ATTEMPTS].count_documents(query)
+
+
+async def anonymise_attempts(db: AsyncDatabase, user_id: str) -> None:
+    await db[ATTEMPTS].update_many(
+        {"user_id": user_id}, {"$set": {"user_id": None, "anonymised": True}}
+    )
+
+
+async def points_by_user(
+    db: AsyncDatabase, *, period: str, key: str, township: str | None
+) -> list[Document]:
+    match: Document = {"user_id": {"$ne": None}}
+    if period != "all":
+        match[f"periods.{period}"] = key
+    if township:
+        match["profile.township_code"] = township
+    pipeline = [{"$match": match}, {"$group": {"_id": "$user_id", "points": {"$sum": "$points"}}}]
+    return await (await db[ATTEMPTS].aggregate(pipeline)).to_list()
+
+
+async def participants_by_township(db: AsyncDatabase, *, period: str, key: str) -> list[Document]:
+    match: Document = {"user_id": {"$ne": None}}
+    if period != "all":
+        match[f"periods.{period}"] = key
+    pipeline = [
+        {"$match": match},
+        {"$group": {"_id": {"t": "$profile.township_code", "u": "$user_id"}}},
+        {"$group": {"_id": "$_id.t", "participants": {"$sum": 1}}},
+    ]
+    return await (await db[ATTEMPTS].aggregate(pipeline)).to_list()
+
+
+async def township_names(db: AsyncDatabase) -> dict[str, Document]:
+    return {t["code"]: t async for t in db["townships"].find({}, {"_id": 0})}
+
+
+# ------------------------------------------------------------------ residents' quiz state in Redis
+
+
+async def get_daily(kv: Kv, user_id: str, day: str) -> tuple[str | None, bool]:
+    """The quiz id issued today (if any) and whether today's daily quiz is done."""
+    issued, done = await kv.redis.mget(
+        kv.key("daily", user_id, day), kv.key("daily_done", user_id, day)
+    )
+    return (issued.decode() if issued else None), bool(done)
+
+
+async def remember_daily(kv: Kv, user_id: str, day: str, quiz_id: str, ttl: int) -> str:
+    """Keep the first daily quiz issued today (SET NX), so two taps get the same quiz."""
+    key = kv.key("daily", user_id, day)
+    await kv.redis.set(key, quiz_id, ex=ttl, nx=True)
+    stored = await kv.redis.get(key)
+    return stored.decode() if stored else quiz_id
+
+
+async def contest_done(kv: Kv, user_id: str, window: str) -> bool:
+    return bool(await kv.redis.exists(kv.key("contest_done", user_id, window)))
+
+
+async def recent_history(
+    kv: Kv, user_id: str, since: float
+) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Questions answered since `since` and the topics answered wrong most recently."""
+    async with kv.redis.pipeline(transaction=False) as pipe:
+        pipe.zrangebyscore(kv.key("answered", user_id), since, "+inf")
+        pipe.zrevrange(kv.key("wrong_topics", user_id), 0, 2)
+        answered, weak = await pipe.execute()
+    return frozenset(a.decode() for a in answered), tuple(t.decode() for t in weak)
+
+
+async def record_progress(
+    kv: Kv,
+    *,
+    user_id: str,
+    answered: list[str],
+    wrong_topics: list[str],
+    at: float,
+    done_keys: list[tuple[str, int]],
+) -> None:
+    async with kv.redis.pipeline(transaction=False) as pipe:
+        if answered:
+            pipe.zadd(kv.key("answered", user_id), dict.fromkeys(answered, at))
+            pipe.zremrangebyscore(kv.key("answered", user_id), "-inf", at - 31 * 86400)
+        for topic in wrong_topics:
+            pipe.zadd(kv.key("wrong_topics", user_id), {topic: at})
+        for key, ttl in done_keys:
+            pipe.set(kv.key(key), "1", ex=ttl)
+        await pipe.execute()
+
+
+async def streak(kv: Kv, user_id: str) -> tuple[str | None, int]:
+    raw = await kv.redis.hmget(kv.key("streak", user_id), "day", "count")
+    return (raw[0].decode() if raw[0] else None), int(raw[1] or 0)
+
+
+async def set_streak(kv: Kv, user_id: str, day: str, count: int) -> None:
+    await kv.redis.hset(kv.key("streak", user_id), mapping={"day": day, "count": count})
+    await kv.redis.expire(kv.key("streak", user_id), 3 * 86400)
+
+
+async def forget_user_state(kv: Kv, user_id: str) -> None:
+    await kv.redis.delete(
+        *(kv.key(name, user_id) for name in ("answered", "wrong_topics", "streak"))
+    )
+    async for board in kv.redis.scan_iter(match=kv.key("lb", "*"), count=500):
+        await kv.redis.zrem(board, user_id)
+
+
+# ------------------------------------------------------------------ leaderboards
+
+
+def board_key(kv: Kv, scope: str, period: str, key: str) -> str:
+    return kv.key("lb", scope, period, key)
+
+
+async def board_built(kv: Kv, board: str) -> bool:
+    return bool(await kv.redis.exists(board + ":built"))
+
+
+async def replace_board(kv: Kv, board: str, points: dict[str, float]) -> None:
+    async with kv.redis.pipeline(transaction=True) as pipe:
+        pipe.delete(board)
+        if points:
+            pipe.zadd(board, points)
+        pipe.set(board + ":built", "1")
+        await pipe.execute()
+
+
+async def add_points(kv: Kv, boards: list[str], user_id: str, points: int) -> None:
+    async with kv.redis.pipeline(transaction=False) as pipe:
+        for board in boards:
+            pipe.zincrby(board, points, user_id)
+        await pipe.execute()
+
+
+async def read_board(
+    kv: Kv, board: str, *, start: int, stop: int
+) -> tuple[list[tuple[str, float]], int]:
+    async with kv.redis.pipeline(transaction=False) as pipe:
+        pipe.zrevrange(board, start, stop, withscores=True)
+        pipe.zcard(board)
+        rows, total = await pipe.execute()
+    return [(member.decode(), score) for member, score in rows], int(total)
+
+
+async def rank_of(kv: Kv, board: str, user_id: str) -> tuple[int | None, float | None]:
+    rank = await kv.redis.zrevrank(board, user_id)
+    score = await kv.redis.zscore(board, user_id)
+    return (None if rank is None else rank + 1), score

@@ -7,15 +7,17 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from question_bank import search
 from question_bank.cache import BankCache
+from scoring.writer import AttemptWriter
 from server import middlewares, routes
 from server.http import spec_of
-from server.keys import BANK, DB, KV, MONGO_CLIENT, SETTINGS
+from server.keys import ATTEMPT_WRITER, BANK, DB, HTTP, KV, MONGO_CLIENT, SETTINGS
 from server.kv import Kv
 from server.schema import bootstrap
 from server.settings import Settings
@@ -75,6 +77,23 @@ async def _bank_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning("bank refresh task did not stop in time; cancelled")
 
 
+async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
+    writer = AttemptWriter(app[DB])
+    writer.start()
+    app[ATTEMPT_WRITER] = writer
+    try:
+        yield
+    finally:
+        await writer.stop()
+
+
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One outgoing HTTP session (WeChat), reused across requests."""
+    async with aiohttp.ClientSession() as session:
+        app[HTTP] = session
+        yield
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
@@ -88,6 +107,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_mongo_ctx)
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_bank_ctx)
+    app.cleanup_ctx.append(_writer_ctx)
+    app.cleanup_ctx.append(_http_ctx)
     routes.setup(app)
     _check_every_route_declares_access(app)
     return app

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from question_bank.cache import BankCache
+from scoring.writer import AttemptWriter
 from server.auth_types import Principal
 from server.kv import Kv
 from server.settings import Settings
@@ -20,6 +22,8 @@ MONGO_CLIENT = web.AppKey("mongo_client", AsyncMongoClient)
 DB = web.AppKey("db", AsyncDatabase)
 KV = web.AppKey("kv", Kv)
 BANK = web.AppKey("bank", BankCache)
+ATTEMPT_WRITER = web.AppKey("attempt_writer", AttemptWriter)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 PRINCIPAL = web.RequestKey("principal", Principal | None)  # type: ignore[arg-type]

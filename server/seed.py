@@ -20,7 +20,10 @@ def load_demo_county() -> dict[str, Any]:
 
 async def seed_demo(db: AsyncDatabase) -> dict[str, int]:
     county = load_demo_county()
-    townships = [{"code": t["code"], "name": t["name"]} for t in county["townships"]]
+    townships = [
+        {"code": t["code"], "name": t["name"], "population": t["population"]}
+        for t in county["townships"]
+    ]
     counts = {"townships": await county_storage.upsert_townships(db, townships)}
     from question_bank import service as question_service
 

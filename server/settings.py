@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
 
+    # Signs quiz tickets (the quiz id), so a quiz survives a Redis restart. All app processes
+    # of a deployment must share it.
+    quiz_signing_key: SecretStr = SecretStr("")
+    # One contest attempt per resident per window: "week" (ISO week) or "month".
+    contest_window: Literal["week", "month"] = "week"
+    # Multiple choice: "none" = full marks for the exact set only; "subset_half" = half a mark
+    # for a non-empty subset of the key with no wrong option.
+    multiple_choice_partial_credit: Literal["none", "subset_half"] = "none"
+
     staff_token_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     resident_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
 
@@ -55,6 +64,10 @@ class Settings(BaseSettings):
                 raise ValueError("WECHAT_APPID must be set in production")
             if self.wechat_secret.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:
                 raise ValueError("WECHAT_SECRET must be set to the real secret in production")
+            if len(self.quiz_signing_key.get_secret_value()) < 32:
+                raise ValueError(
+                    "QUIZ_SIGNING_KEY must be set (32+ random characters) in production"
+                )
         return self
 
     @property
@@ -69,3 +82,11 @@ def describe_validation_error(error: ValidationError) -> str:
         name = "_".join(str(part) for part in item["loc"]).upper() or "SETTINGS"
         lines.append(f"{name}: {item['msg']}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def quiz_signing_key(settings: Settings) -> bytes:
+    """The configured key; in development a fixed, clearly non-secret one is allowed."""
+    key = settings.quiz_signing_key.get_secret_value()
+    if not key and settings.is_development:
+        key = "development-only-quiz-signing-key-not-secret"
+    return key.encode()

@@ -97,3 +97,75 @@ def public_view(user: Document) -> Document:
     if "username" in user:
         view["username"] = user["username"]
     return view
+
+
+# ------------------------------------------------------------------ residents
+
+AGE_BANDS = (
+    (0, 17, "0-17"),
+    (18, 29, "18-29"),
+    (30, 39, "30-39"),
+    (40, 49, "40-49"),
+    (50, 59, "50-59"),
+    (60, 69, "60-69"),
+    (70, 200, "70+"),
+)
+
+
+def age_band(birth_year: int | None, year: int) -> str | None:
+    if birth_year is None:
+        return None
+    age = year - birth_year
+    return next(band for low, high, band in AGE_BANDS if low <= age <= high) if age >= 0 else None
+
+
+async def upsert_resident(
+    db: AsyncDatabase, *, openid: str, unionid: str | None
+) -> tuple[Document, bool]:
+    """Find the resident by openid or create them; True when new. Nothing but the ids WeChat
+    gives is kept (no session_key, no nickname)."""
+    at = datetime.now(UTC)
+    update: Document = {
+        "$setOnInsert": {
+            "openid": openid,
+            "role": "resident",
+            "created_at": at,
+            "deleted_at": None,
+            "profile": {},
+        },
+        "$set": {"last_login_at": at},
+    }
+    if unionid:
+        update["$set"]["unionid"] = unionid
+    try:
+        before = await _users(db).find_one_and_update({"openid": openid}, update, upsert=True)
+    except DuplicateKeyError:  # two first logins at once: the other one created it
+        before = await _users(db).find_one({"openid": openid})
+    user = await _users(db).find_one({"openid": openid})
+    assert user is not None
+    return user, before is None
+
+
+async def update_profile(db: AsyncDatabase, *, user_id: str, profile: Document) -> Document:
+    user = await _users(db).find_one_and_update(
+        {"_id": to_object_id(user_id), "deleted_at": None},
+        {"$set": {"profile": profile, "profile_updated_at": datetime.now(UTC)}},
+        return_document=True,
+    )
+    if user is None:
+        raise NotFound("用户不存在")
+    return user
+
+
+async def erase_resident(db: AsyncDatabase, kv: Kv, *, user_id: str) -> None:
+    """Erase personal data: the account keeps no openid, unionid or profile, and every
+    token is revoked. (The resident's attempts are anonymised by the scoring service.)"""
+    oid = to_object_id(user_id)
+    await _users(db).update_one(
+        {"_id": oid},
+        {
+            "$set": {"deleted_at": datetime.now(UTC), "profile": {}},
+            "$unset": {"openid": "", "unionid": "", "last_login_at": ""},
+        },
+    )
+    await auth.revoke_all_tokens(kv, user_id)

@@ -40,6 +40,7 @@ def make_settings(services: harness.Services, **overrides: Any) -> Settings:
         "wechat_appid": "wx-test-appid",
         "wechat_secret": "test-wechat-secret-not-real",
         "wechat_api_base": "http://127.0.0.1:9",
+        "quiz_signing_key": "test-quiz-signing-key-0123456789abcdef",
         "rate_limit_requests": 10_000,
     }
     values.update(overrides)

@@ -29,11 +29,27 @@ def test_development_accepts_missing_wechat_credentials() -> None:
     assert settings.is_development
 
 
-def test_secret_is_not_printed_in_repr() -> None:
+def test_production_requires_a_quiz_signing_key() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings(
+            _env_file=None,
+            app_env="production",
+            wechat_appid="wx1",
+            wechat_secret="real-secret-123",
+        )  # type: ignore[call-arg, arg-type]
+    assert "QUIZ_SIGNING_KEY" in str(caught.value)
+
+
+def test_secrets_are_not_printed_in_repr() -> None:
     settings = Settings(
-        _env_file=None, app_env="production", wechat_appid="wx1", wechat_secret="real-secret-123"
+        _env_file=None,
+        app_env="production",
+        wechat_appid="wx1",
+        wechat_secret="real-secret-123",
+        quiz_signing_key="quiz-key-" + "k" * 32,
     )  # type: ignore[call-arg, arg-type]
     assert "real-secret-123" not in repr(settings)
+    assert "quiz-key-" not in repr(settings)
 
 
 def test_cli_exits_with_clear_message_on_bad_settings() -> None:

@@ -1,0 +1,537 @@
+"""Rules for residents' quizzes: issue a quiz (from the bank cache, as a signed ticket),
+score a submission, store it once, award points and feed item statistics and leaderboards."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis.exceptions
+from pymongo.asynchronous.database import AsyncDatabase
+
+from question_bank import assembly
+from question_bank import service as question_service
+from question_bank import storage as question_storage
+from question_bank.cache import BankCache, PublishedQuestion
+from question_bank.stats import Response
+from scoring import storage, tickets
+from scoring.periods import period_keys, seconds_until_next_day
+from scoring.writer import AttemptWriter
+from server.errors import ApiError, Conflict, NotFound, ValidationFailed
+from server.kv import Kv
+from server.users import age_band
+
+log = logging.getLogger(__name__)
+Document = dict[str, Any]
+
+POINTS_PER_CORRECT = 10
+STREAK_BONUS_PER_DAY = 2
+STREAK_BONUS_CAP_DAYS = 7
+SUBMIT_GRACE_SECONDS = 30  # a slow rural connection may deliver the answers a little late
+MIN_SECONDS_PER_QUESTION = 2.0  # faster than this is flagged for review, never rejected
+REPEAT_WINDOW_DAYS = 30
+
+
+class QuizExpired(Conflict):
+    code = "quiz_expired"
+    message = "答题时间已过，本次答题无法提交"
+
+
+class QuizNotFound(NotFound):
+    code = "quiz_not_found"
+    message = "找不到该测验"
+
+
+class AlreadyDone(Conflict):
+    code = "already_done"
+    message = "本期答题已完成"
+
+
+_SAFE_REDIS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+@dataclass(frozen=True)
+class QuizContext:
+    db: AsyncDatabase
+    kv: Kv
+    bank: BankCache
+    writer: AttemptWriter
+    key: bytes
+    contest_window: str
+    partial_credit: str
+
+
+# ------------------------------------------------------------------ starting a quiz
+
+
+async def start_quiz(
+    ctx: QuizContext, *, user: Document, mode: str, topic: str | None, channel: str | None
+) -> Document:
+    if mode == "assessment":
+        raise ApiError(
+            "科学素质测评尚未开放，敬请期待", code="assessment_unavailable", details=None
+        )
+    user_id, group = str(user["_id"]), user.get("profile", {}).get("group")
+    now = datetime.now(UTC)
+    periods = period_keys(now)
+    if mode == "daily":
+        return await _daily(
+            ctx, user_id=user_id, group=group, channel=channel, day=periods["day"], now=now
+        )
+    if mode == "contest":
+        window = periods[ctx.contest_window]
+        if await _safe(storage.contest_done(ctx.kv, user_id, window), False):
+            raise AlreadyDone(
+                f"本{'周' if ctx.contest_window == 'week' else '月'}竞赛已参加过，每期只能参加一次"
+            )
+    return await _issue(
+        ctx, user_id=user_id, group=group, mode=mode, topic=topic, channel=channel, now=now
+    )
+
+
+async def _daily(
+    ctx: QuizContext,
+    *,
+    user_id: str,
+    group: str | None,
+    channel: str | None,
+    day: str,
+    now: datetime,
+) -> Document:
+    issued, done = await _safe(storage.get_daily(ctx.kv, user_id, day), (None, False))
+    if done:
+        raise AlreadyDone("今天的每日答题已完成，明天再来吧")
+    if issued:
+        try:
+            ticket = tickets.decode(issued, ctx.key)
+            if ticket.deadline + SUBMIT_GRACE_SECONDS > now.timestamp():
+                return quiz_view(ctx.bank, ticket, issued)
+        except tickets.InvalidTicket:
+            pass
+    quiz = await _issue(
+        ctx, user_id=user_id, group=group, mode="daily", topic=None, channel=channel, now=now
+    )
+    if issued is None:  # keep the first one if two taps raced
+        kept = await _safe(
+            storage.remember_daily(
+                ctx.kv, user_id, day, quiz["quiz_id"], seconds_until_next_day(now)
+            ),
+            quiz["quiz_id"],
+        )
+        if kept != quiz["quiz_id"]:
+            return quiz_view(ctx.bank, tickets.decode(kept, ctx.key), kept)
+    return quiz
+
+
+async def _issue(
+    ctx: QuizContext,
+    *,
+    user_id: str,
+    group: str | None,
+    mode: str,
+    topic: str | None,
+    channel: str | None,
+    now: datetime,
+) -> Document:
+    since = (now - timedelta(days=REPEAT_WINDOW_DAYS)).timestamp()
+    answered, weak = await _safe(storage.recent_history(ctx.kv, user_id, since), (frozenset(), ()))
+    served = assembly.assemble(
+        ctx.bank.published.values(),
+        mode=mode,
+        group=group,
+        rng=random.Random(),
+        topic=topic,
+        recently_answered=answered,
+        weak_topics=weak,
+    )
+    if not served:
+        raise Conflict("该主题暂时没有可用的题目，请换一个主题", code="no_questions")
+    issued_at = int(now.timestamp())
+    ticket = tickets.Ticket(
+        mode=mode,
+        user_id=user_id,
+        issued_at=issued_at,
+        deadline=issued_at + assembly.time_limit(mode, group),
+        nonce=tickets.new_nonce(),
+        channel=channel or "",
+        topic=topic or "",
+        questions=tuple(
+            tickets.QuizRef(s.question.id, s.question.version, s.order) for s in served
+        ),
+    )
+    quiz_id = tickets.encode(ticket, ctx.key)
+    return quiz_view(ctx.bank, ticket, quiz_id)
+
+
+def quiz_view(bank: BankCache, ticket: tickets.Ticket, quiz_id: str) -> Document:
+    """What the resident sees: no answer, explanation or dimension."""
+    questions = []
+    for ref in ticket.questions:
+        question = bank.published.get(ref.question_id)
+        if question is None or question.version != ref.version:
+            raise QuizNotFound("题目已更新，请重新开始答题")
+        texts = dict(question.options)
+        questions.append(
+            {
+                "id": ref.question_id,
+                "type": question.type,
+                "stem": question.stem,
+                "options": [
+                    {"key": "ABCDEF"[i], "text": texts[key]} for i, key in enumerate(ref.order)
+                ],
+            }
+        )
+    deadline = datetime.fromtimestamp(ticket.deadline, UTC).isoformat()
+    return {"quiz_id": quiz_id, "mode": ticket.mode, "deadline": deadline, "questions": questions}
+
+
+async def _safe(awaitable: Any, default: Any) -> Any:
+    """Redis holds conveniences (today's quiz, recent answers); without it quizzes still work."""
+    try:
+        return await awaitable
+    except _SAFE_REDIS:
+        log.warning("redis unavailable for quiz state")
+        return default
+
+
+# ------------------------------------------------------------------ submitting
+
+
+def mark(question: PublishedQuestion, chosen: set[str], partial_credit: str) -> float:
+    """Single choice and true/false: all or nothing. Multiple choice: full marks only for the
+    exact set; with partial_credit="subset_half", half a mark for a non-empty subset of the
+    key with no wrong option."""
+    key = set(question.answer)
+    if chosen == key:
+        return 1.0
+    if question.type == "multiple" and partial_credit == "subset_half" and chosen and chosen < key:
+        return 0.5
+    return 0.0
+
+
+async def submit_quiz(
+    ctx: QuizContext, *, user: Document, quiz_id: str, answers: list[Any]
+) -> Document:
+    user_id = str(user["_id"])
+    try:
+        ticket = tickets.decode(quiz_id, ctx.key)
+    except tickets.InvalidTicket:
+        raise QuizNotFound() from None
+    if ticket.user_id != user_id:
+        raise QuizNotFound()  # someone else's quiz: don't confirm it exists
+    stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
+    if stored is not None:
+        return stored["response"]  # a retry: the first result, unchanged
+    now = datetime.now(UTC)
+    if now.timestamp() > ticket.deadline + SUBMIT_GRACE_SECONDS:
+        raise QuizExpired()
+    chosen = _validate_answers(ticket, answers)
+    questions = await _served_questions(ctx, ticket)
+    doc = await _score(
+        ctx, user=user, ticket=ticket, quiz_id=quiz_id, chosen=chosen, questions=questions, now=now
+    )
+    if not await ctx.writer.insert(doc):
+        stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
+        if stored is not None:
+            return stored["response"]  # a concurrent duplicate won the race
+        raise AlreadyDone("本期答题已完成，不能重复提交")
+    await _after_stored(ctx, doc, questions)
+    return doc["response"]
+
+
+def _validate_answers(ticket: tickets.Ticket, answers: list[Any]) -> dict[str, set[str]]:
+    refs = {ref.question_id: ref for ref in ticket.questions}
+    chosen: dict[str, set[str]] = {}
+    problems = []
+    for index, answer in enumerate(answers):
+        ref = refs.get(answer.question_id)
+        if ref is None:
+            problems.append(
+                {"field": f"answers.{index}.question_id", "message": "该题不在本次测验中"}
+            )
+        elif answer.question_id in chosen:
+            problems.append({"field": f"answers.{index}.question_id", "message": "同一题重复作答"})
+        elif any("ABCDEF".find(k) >= len(ref.order) for k in answer.choice):
+            problems.append({"field": f"answers.{index}.choice", "message": "选项不存在"})
+        else:
+            chosen[answer.question_id] = {ref.order["ABCDEF".index(k)] for k in answer.choice}
+    if problems:
+        raise ValidationFailed(
+            f"{problems[0]['field']}：{problems[0]['message']}", details=problems
+        )
+    return chosen
+
+
+async def _served_questions(
+    ctx: QuizContext, ticket: tickets.Ticket
+) -> dict[str, PublishedQuestion]:
+    """The exact versions served, from the cache or (if edited since) from version history."""
+    found = {}
+    for ref in ticket.questions:
+        cached = ctx.bank.published.get(ref.question_id)
+        if cached is not None and cached.version == ref.version:
+            found[ref.question_id] = cached
+            continue
+        snapshot = await question_storage.get_version(ctx.db, ref.question_id, ref.version)
+        if snapshot is None:
+            raise QuizNotFound("题目已不存在，请重新开始答题")
+        c = snapshot["content"]
+        found[ref.question_id] = PublishedQuestion(
+            ref.question_id,
+            ref.version,
+            c["type"],
+            c["stem"],
+            tuple((o["key"], o["text"]) for o in c["options"]),
+            tuple(c["answer"]),
+            c.get("explanation", ""),
+            c["dimension"],
+            c["topic"],
+            tuple(c["audiences"]),
+            int(c.get("difficulty", 3)),
+        )
+    return found
+
+
+async def _score(
+    ctx: QuizContext,
+    *,
+    user: Document,
+    ticket: tickets.Ticket,
+    quiz_id: str,
+    chosen: dict[str, set[str]],
+    questions: dict[str, PublishedQuestion],
+    now: datetime,
+) -> Document:
+    results, marks = [], {}
+    for ref in ticket.questions:
+        question = questions[ref.question_id]
+        marks[ref.question_id] = mark(
+            question, chosen.get(ref.question_id, set()), ctx.partial_credit
+        )
+        shown = tickets_shown_keys(ref.order, question.answer)
+        results.append(
+            {
+                "question_id": ref.question_id,
+                "correct": marks[ref.question_id] == 1.0,
+                "answer": shown,
+                "explanation": question.explanation,
+            }
+        )
+    periods = period_keys(now)
+    score = round(sum(marks.values()) * POINTS_PER_CORRECT)
+    bonus = await _streak_bonus(ctx, ticket, str(user["_id"]), periods["day"]) if score else 0
+    response = {
+        "quiz_id": quiz_id,
+        "score": score,
+        "max_score": POINTS_PER_CORRECT * len(ticket.questions),
+        "correct_count": sum(1 for m in marks.values() if m == 1.0),
+        "points": score + bonus,
+        "results": results,
+        "recommended_articles": [],
+    }
+    profile = user.get("profile", {})
+    elapsed = now.timestamp() - ticket.issued_at
+    doc = {
+        "_id": ticket.attempt_id,
+        "user_id": str(user["_id"]),
+        "mode": ticket.mode,
+        "topic": ticket.topic or None,
+        "channel": ticket.channel or None,
+        "issued_at": datetime.fromtimestamp(ticket.issued_at, UTC),
+        "submitted_at": now,
+        "periods": periods,
+        "points": score + bonus,
+        "items": [
+            {
+                "question_id": r.question_id,
+                "version": r.version,
+                "chosen": sorted(chosen.get(r.question_id, set())),
+                "mark": marks[r.question_id],
+            }
+            for r in ticket.questions
+        ],
+        "profile": {
+            "township_code": profile.get("township_code"),
+            "age_band": age_band(profile.get("birth_year"), now.year),
+            "gender": profile.get("gender"),
+            "group": profile.get("group"),
+            "education": profile.get("education"),
+        },
+        "review": {
+            "too_fast": elapsed < MIN_SECONDS_PER_QUESTION * len(ticket.questions),
+            "seconds": round(elapsed, 1),
+        },
+        "response": response,
+    }
+    if ticket.mode == "daily":
+        doc["once_key"] = f"{doc['user_id']}:daily:{periods['day']}"
+    elif ticket.mode == "contest":
+        doc["once_key"] = f"{doc['user_id']}:contest:{periods[ctx.contest_window]}"
+    return doc
+
+
+def tickets_shown_keys(order: tuple[str, ...], answer: tuple[str, ...]) -> list[str]:
+    return sorted("ABCDEF"[order.index(key)] for key in answer if key in order)
+
+
+async def _streak_bonus(ctx: QuizContext, ticket: tickets.Ticket, user_id: str, day: str) -> int:
+    """Consecutive days with a daily quiz earn a bonus (capped); other modes earn none."""
+    if ticket.mode != "daily":
+        return 0
+    last_day, count = await _safe(storage.streak(ctx.kv, user_id), (None, 0))
+    yesterday = (datetime.strptime(day, "%Y-%m-%d") - timedelta(days=1)).strftime("%Y-%m-%d")
+    count = count + 1 if last_day == yesterday else 1
+    await _safe(storage.set_streak(ctx.kv, user_id, day, count), None)
+    return STREAK_BONUS_PER_DAY * min(count - 1, STREAK_BONUS_CAP_DAYS)
+
+
+async def _after_stored(
+    ctx: QuizContext, doc: Document, questions: dict[str, PublishedQuestion]
+) -> None:
+    """Effects of a stored attempt. Each is best-effort: the attempt is what counts, and the
+    leaderboards can be rebuilt from attempts."""
+    user_id, items = doc["user_id"], doc["items"]
+    total = sum(item["mark"] for item in items)
+    responses = [
+        Response(i["question_id"], i["version"], i["mark"], total - i["mark"], tuple(i["chosen"]))
+        for i in items
+    ]
+    try:
+        await question_service.record_responses(ctx.db, responses)
+    except Exception:
+        log.exception("item statistics update failed", extra={"attempt": doc["_id"]})
+    wrong = sorted({questions[i["question_id"]].topic for i in items if i["mark"] < 1})
+    done = []
+    if doc["mode"] == "daily":
+        done.append((f"daily_done:{user_id}:{doc['periods']['day']}", 2 * 86400))
+    if doc["mode"] == "contest":
+        done.append((f"contest_done:{user_id}:{doc['periods'][ctx.contest_window]}", 40 * 86400))
+    await _safe(
+        storage.record_progress(
+            ctx.kv,
+            user_id=user_id,
+            answered=[i["question_id"] for i in items],
+            wrong_topics=wrong,
+            at=time.time(),
+            done_keys=done,
+        ),
+        None,
+    )
+    await _safe(_award(ctx, doc), None)
+
+
+async def _award(ctx: QuizContext, doc: Document) -> None:
+    township = doc["profile"]["township_code"]
+    boards = []
+    for period in ("week", "month", "all"):
+        scopes = [("county", None)] + ([("township", township)] if township else [])
+        for scope, code in scopes:
+            board = storage.board_key(
+                ctx.kv, scope if code is None else f"t:{code}", period, doc["periods"][period]
+            )
+            if await storage.board_built(ctx.kv, board):
+                boards.append(board)
+            else:  # lost or never built: rebuild from attempts (which include this one)
+                await rebuild_board(
+                    ctx, board, period=period, key=doc["periods"][period], township=code
+                )
+    if doc["points"] and boards:
+        await storage.add_points(ctx.kv, boards, doc["user_id"], doc["points"])
+
+
+async def rebuild_board(
+    ctx: QuizContext, board: str, *, period: str, key: str, township: str | None
+) -> None:
+    rows = await storage.points_by_user(ctx.db, period=period, key=key, township=township)
+    await storage.replace_board(ctx.kv, board, {r["_id"]: r["points"] for r in rows if r["points"]})
+
+
+# ------------------------------------------------------------------ reads
+
+
+async def leaderboard(
+    ctx: QuizContext,
+    *,
+    user: Document,
+    scope: str,
+    period: str,
+    township: str | None,
+    skip: int,
+    limit: int,
+) -> Document:
+    now_keys = period_keys(datetime.now(UTC))
+    if scope == "township":
+        township = township or user.get("profile", {}).get("township_code")
+        if not township:
+            raise ValidationFailed(
+                "township：请先在个人资料中选择乡镇，或指定 township 参数",
+                details=[{"field": "township", "message": "缺少乡镇"}],
+            )
+    code = f"t:{township}" if scope == "township" else "county"
+    board = storage.board_key(ctx.kv, code, period, now_keys[period])
+    if not await storage.board_built(ctx.kv, board):
+        await rebuild_board(
+            ctx,
+            board,
+            period=period,
+            key=now_keys[period],
+            township=township if scope == "township" else None,
+        )
+    rows, total = await storage.read_board(ctx.kv, board, start=skip, stop=skip + limit - 1)
+    me = str(user["_id"])
+    items = [
+        {
+            "rank": skip + i + 1,
+            "name": f"居民{member[-4:]}",
+            "points": int(score),
+            "is_me": member == me,
+        }
+        for i, (member, score) in enumerate(rows)
+    ]
+    my_rank, my_points = await storage.rank_of(ctx.kv, board, me)
+    return {
+        "items": items,
+        "total": total,
+        "scope": scope,
+        "period": period,
+        "period_key": now_keys[period],
+        "township": township if scope == "township" else None,
+        "me": {"rank": my_rank, "points": int(my_points or 0)},
+    }
+
+
+async def township_ranking(
+    ctx: QuizContext, *, period: str, populations: dict[str, int]
+) -> list[Document]:
+    key = period_keys(datetime.now(UTC))[period]
+    counts = {
+        row["_id"]: row["participants"]
+        for row in await storage.participants_by_township(ctx.db, period=period, key=key)
+    }
+    rows = []
+    for code, township in (await storage.township_names(ctx.db)).items():
+        participants = counts.get(code, 0)
+        population = populations.get(code) or township.get("population")
+        per_1000 = round(participants / population * 1000, 3) if population else None
+        rows.append(
+            {
+                "code": code,
+                "name": township["name"],
+                "participants": participants,
+                "population": population,
+                "per_1000": per_1000,
+            }
+        )
+    rows.sort(
+        key=lambda r: (r["per_1000"] is None, -(r["per_1000"] or 0), -r["participants"], r["code"])
+    )
+    return rows
+
+
+async def forget_resident(ctx: QuizContext, *, user_id: str) -> None:
+    await storage.anonymise_attempts(ctx.db, user_id)
+    await _safe(storage.forget_user_state(ctx.kv, user_id), None)

@@ -1,0 +1,123 @@
+"""The quiz id is a signed ticket: everything needed to score the quiz (who, which question
+versions, the option order shown, deadline), packed in binary and signed with HMAC-SHA256.
+Starting a quiz therefore needs no database write, and a quiz issued before a Redis restart
+can still be submitted. Tickets can't be forged or altered without the key."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import struct
+from dataclasses import dataclass
+
+from bson import ObjectId
+
+MODES = ("daily", "practice", "contest")
+_VERSION = 1
+_HEADER = struct.Struct(">BB12sII6sB")  # version, mode, user, issued, deadline, nonce, count
+_QUESTION = struct.Struct(">12sH3s")  # question id, version, option order (6 nibbles)
+_MAC_BYTES = 16
+
+
+class InvalidTicket(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class QuizRef:
+    question_id: str
+    version: int
+    order: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Ticket:
+    mode: str
+    user_id: str
+    issued_at: int
+    deadline: int
+    nonce: str
+    questions: tuple[QuizRef, ...]
+    channel: str = ""
+    topic: str = ""
+
+    @property
+    def attempt_id(self) -> str:
+        return f"{self.user_id}:{self.nonce}"
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(6)
+
+
+def _pack_order(order: tuple[str, ...]) -> bytes:
+    nibbles = ["ABCDEF".index(key) for key in order] + [15] * (6 - len(order))
+    return bytes((nibbles[i] << 4) | nibbles[i + 1] for i in range(0, 6, 2))
+
+
+def _unpack_order(packed: bytes) -> tuple[str, ...]:
+    nibbles = [n for byte in packed for n in (byte >> 4, byte & 15)]
+    return tuple("ABCDEF"[n] for n in nibbles if n != 15)
+
+
+def _short_text(value: str) -> bytes:
+    raw = value.encode()[:64]
+    return bytes([len(raw)]) + raw
+
+
+def encode(ticket: Ticket, key: bytes) -> str:
+    body = bytearray(
+        _HEADER.pack(
+            _VERSION,
+            MODES.index(ticket.mode),
+            ObjectId(ticket.user_id).binary,
+            ticket.issued_at,
+            ticket.deadline,
+            bytes.fromhex(ticket.nonce),
+            len(ticket.questions),
+        )
+    )
+    for ref in ticket.questions:
+        body += _QUESTION.pack(
+            ObjectId(ref.question_id).binary, ref.version, _pack_order(ref.order)
+        )
+    body += _short_text(ticket.channel) + _short_text(ticket.topic)
+    mac = hmac.new(key, bytes(body), hashlib.sha256).digest()[:_MAC_BYTES]
+    return base64.urlsafe_b64encode(bytes(body) + mac).rstrip(b"=").decode()
+
+
+def decode(quiz_id: str, key: bytes) -> Ticket:
+    try:
+        raw = base64.urlsafe_b64decode(quiz_id + "=" * (-len(quiz_id) % 4))
+    except (ValueError, TypeError):
+        raise InvalidTicket("not base64") from None
+    body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+    if len(raw) <= _MAC_BYTES or not hmac.compare_digest(
+        mac, hmac.new(key, body, hashlib.sha256).digest()[:_MAC_BYTES]
+    ):
+        raise InvalidTicket("bad signature")
+    try:
+        return _parse(body)
+    except (struct.error, IndexError, ValueError):
+        raise InvalidTicket("malformed") from None
+
+
+def _parse(body: bytes) -> Ticket:
+    version, mode, user, issued, deadline, nonce, count = _HEADER.unpack_from(body, 0)
+    if version != _VERSION:
+        raise ValueError("ticket version")
+    offset = _HEADER.size
+    refs = []
+    for _ in range(count):
+        qid, qversion, order = _QUESTION.unpack_from(body, offset)
+        refs.append(QuizRef(str(ObjectId(qid)), qversion, _unpack_order(order)))
+        offset += _QUESTION.size
+    channel_length = body[offset]
+    channel = body[offset + 1 : offset + 1 + channel_length].decode()
+    offset += 1 + channel_length
+    topic = body[offset + 1 : offset + 1 + body[offset]].decode()
+    return Ticket(
+        MODES[mode], str(ObjectId(user)), issued, deadline, nonce.hex(), tuple(refs), channel, topic
+    )
