@@ -170,7 +170,8 @@ async def forget_user_state(kv: Kv, user_id: str) -> None:
         *(kv.key(name, user_id) for name in ("answered", "wrong_topics", "streak"))
     )
     async for board in kv.redis.scan_iter(match=kv.key("lb", "*"), count=500):
-        await kv.redis.zrem(board, user_id)
+        if not board.endswith(b":built"):
+            await kv.redis.zrem(board, user_id)
 
 
 # ------------------------------------------------------------------ leaderboards

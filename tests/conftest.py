@@ -17,6 +17,7 @@ from scripts import services as harness
 from server.app import create_app
 from server.settings import Settings
 from tests import factories
+from tests.fake_wechat import FakeWeChat
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +93,30 @@ async def client_for(
 @pytest.fixture
 async def client(client_for: Callable[[Settings], Any], settings: Settings) -> TestClient[Any, Any]:
     return await client_for(settings)
+
+
+@pytest.fixture
+async def wechat() -> AsyncIterator[FakeWeChat]:
+    fake = FakeWeChat()
+    await fake.start()
+    yield fake
+    await fake.close()
+
+
+@pytest.fixture
+async def resident_client(
+    client_for: Callable[[Settings], Any], services: harness.Services, wechat: FakeWeChat
+) -> TestClient[Any, Any]:
+    """The real app with WeChat pointed at the local fake and the demo bank published."""
+    app_client = await client_for(
+        make_settings(services, wechat_api_base=wechat.url, wechat_timeout_seconds=1)
+    )
+    from server import seed
+    from server.keys import BANK, DB
+
+    await seed.seed_demo(app_client.app[DB])
+    await app_client.app[BANK].load(app_client.app[DB])
+    return app_client
 
 
 @pytest.fixture

@@ -100,3 +100,39 @@ async def publish_question(
     )
     assert response.status == 200, await response.text()
     return dict(await response.json())
+
+
+DEMO_PROFILE = {
+    "township_code": "450223102",
+    "birth_year": 1980,
+    "gender": "female",
+    "group": "farmer",
+    "education": "junior",
+}
+
+
+async def resident(
+    client: TestClient[Any, Any], name: str, profile: dict[str, Any] | None = None
+) -> str:
+    """Sign a resident in through (fake) WeChat and set their profile; returns the token."""
+    response = await client.post("/api/v1/auth/wechat", json={"code": f"ok-{name}"})
+    assert response.status == 200, await response.text()
+    token = str((await response.json())["token"])
+    updated = await client.put(
+        "/api/v1/me", json={**DEMO_PROFILE, **(profile or {})}, headers=auth(token)
+    )
+    assert updated.status == 200, await updated.text()
+    return token
+
+
+def correct_answers(client: TestClient[Any, Any], quiz: dict[str, Any]) -> list[dict[str, Any]]:
+    """The right choices in the quiz's shown keys, worked out from the bank (as a test may)."""
+    from server.keys import BANK
+
+    answers = []
+    for question in quiz["questions"]:
+        truth = client.app[BANK].published[question["id"]]
+        texts = {text: key for key, text in truth.options}
+        shown = [o["key"] for o in question["options"] if texts[o["text"]] in truth.answer]
+        answers.append({"question_id": question["id"], "choice": shown})
+    return answers
