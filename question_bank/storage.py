@@ -23,6 +23,9 @@ Document = dict[str, Any]
 
 CHANGES_KEY = "bank:feed"
 FEED_LENGTH = 20_000
+# FerretDB 1.24 hangs on a bulk write of 100 or more updates to existing documents (seen
+# here: every such batch timed out); smaller batches behave on both backends.
+BULK_UPDATE_CHUNK = 50
 _CODEC = CodecOptions(tz_aware=True)
 
 
@@ -224,8 +227,8 @@ async def add_item_responses(
         )
         for qid, version, inc in increments
     ]
-    if ops:
-        await db["item_stats"].bulk_write(ops, ordered=False)
+    for start in range(0, len(ops), BULK_UPDATE_CHUNK):
+        await db["item_stats"].bulk_write(ops[start : start + BULK_UPDATE_CHUNK], ordered=False)
 
 
 async def item_stats(db: AsyncDatabase, question_id: str) -> list[Document]:

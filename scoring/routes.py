@@ -15,7 +15,7 @@ from scoring.models import (
 )
 from server import users
 from server.http import endpoint, json_response
-from server.keys import ATTEMPT_WRITER, BANK, DB, KV, PRINCIPAL, SETTINGS
+from server.keys import ATTEMPT_WRITER, BANK, DB, ITEM_STATS, KV, PRINCIPAL, SETTINGS
 from server.models import ApiModel, Page, PageQuery
 from server.settings import quiz_signing_key
 
@@ -52,13 +52,16 @@ def quiz_context(app: web.Application) -> service.QuizContext:
         key=quiz_signing_key(settings),
         contest_window=settings.contest_window,
         partial_credit=settings.multiple_choice_partial_credit,
+        item_stats=app[ITEM_STATS],
     )
 
 
 async def _resident(request: web.Request) -> dict[str, object]:
     principal = request[PRINCIPAL]
     assert principal is not None
-    return await users.get_or_raise(request.app[DB], user_id=principal.user_id)
+    return await users.resident_for_quiz(
+        request.app[DB], request.app[KV], user_id=principal.user_id
+    )
 
 
 @endpoint(roles=RESIDENT, body=QuizStart, response=QuizOut, status=201, tag="quizzes")

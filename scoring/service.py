@@ -14,10 +14,10 @@ import redis.exceptions
 from pymongo.asynchronous.database import AsyncDatabase
 
 from question_bank import assembly
-from question_bank import service as question_service
 from question_bank import storage as question_storage
 from question_bank.cache import BankCache, PublishedQuestion
 from question_bank.stats import Response
+from question_bank.stats_buffer import ItemStatsBuffer
 from scoring import storage, tickets
 from scoring.periods import period_keys, seconds_until_next_day
 from scoring.writer import AttemptWriter
@@ -63,6 +63,7 @@ class QuizContext:
     key: bytes
     contest_window: str
     partial_credit: str
+    item_stats: ItemStatsBuffer
 
 
 # ------------------------------------------------------------------ starting a quiz
@@ -223,11 +224,11 @@ async def submit_quiz(
         raise QuizNotFound() from None
     if ticket.user_id != user_id:
         raise QuizNotFound()  # someone else's quiz: don't confirm it exists
-    stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
-    if stored is not None:
-        return stored["response"]  # a retry: the first result, unchanged
     now = datetime.now(UTC)
     if now.timestamp() > ticket.deadline + SUBMIT_GRACE_SECONDS:
+        stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
+        if stored is not None:
+            return stored["response"]  # a late retry of a submit that was accepted in time
         raise QuizExpired()
     chosen = _validate_answers(ticket, answers)
     questions = await _served_questions(ctx, ticket)
@@ -235,9 +236,11 @@ async def submit_quiz(
         ctx, user=user, ticket=ticket, quiz_id=quiz_id, chosen=chosen, questions=questions, now=now
     )
     if not await ctx.writer.insert(doc):
+        # Already stored: a retry, or a concurrent duplicate that won the race. The stored
+        # result is returned unchanged (it is the one the points were awarded for).
         stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
         if stored is not None:
-            return stored["response"]  # a concurrent duplicate won the race
+            return stored["response"]
         raise AlreadyDone("本期答题已完成，不能重复提交")
     await _after_stored(ctx, doc, questions)
     return doc["response"]
@@ -383,6 +386,8 @@ async def _streak_bonus(ctx: QuizContext, ticket: tickets.Ticket, user_id: str, 
     if ticket.mode != "daily":
         return 0
     last_day, count = await _safe(storage.streak(ctx.kv, user_id), (None, 0))
+    if last_day == day:  # a retry of today's submit: same streak, same bonus
+        return STREAK_BONUS_PER_DAY * min(max(count, 1) - 1, STREAK_BONUS_CAP_DAYS)
     yesterday = (datetime.strptime(day, "%Y-%m-%d") - timedelta(days=1)).strftime("%Y-%m-%d")
     count = count + 1 if last_day == yesterday else 1
     await _safe(storage.set_streak(ctx.kv, user_id, day, count), None)
@@ -400,10 +405,7 @@ async def _after_stored(
         Response(i["question_id"], i["version"], i["mark"], total - i["mark"], tuple(i["chosen"]))
         for i in items
     ]
-    try:
-        await question_service.record_responses(ctx.db, responses)
-    except Exception:
-        log.exception("item statistics update failed", extra={"attempt": doc["_id"]})
+    ctx.item_stats.add(responses)
     wrong = sorted({questions[i["question_id"]].topic for i in items if i["mark"] < 1})
     done = []
     if doc["mode"] == "daily":

@@ -19,7 +19,7 @@ from scoring import storage
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 256
+MAX_BATCH = 100  # one insert_many; FerretDB's own batch size is 100
 
 
 @dataclass

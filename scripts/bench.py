@@ -194,7 +194,11 @@ def main() -> None:
     finally:
         services.stop()
         services.remove_data()
-    print(f"(median of samples; machine: shared 2-core; backend: {services.mongo.name})")
+    print(f"(backend: {services.mongo.name}; machine: shared 2-core)")
+    print("== quizzes ==")
+    from scripts import bench_quiz
+
+    bench_quiz.main()
 
 
 if __name__ == "__main__":

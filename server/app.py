@@ -10,14 +10,15 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 from pymongo import AsyncMongoClient
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from question_bank import search
 from question_bank.cache import BankCache
+from question_bank.stats_buffer import ItemStatsBuffer
 from scoring.writer import AttemptWriter
 from server import middlewares, routes
 from server.http import spec_of
-from server.keys import ATTEMPT_WRITER, BANK, DB, HTTP, KV, MONGO_CLIENT, SETTINGS
+from server.keys import ATTEMPT_WRITER, BANK, DB, HTTP, ITEM_STATS, KV, MONGO_CLIENT, SETTINGS
 from server.kv import Kv
 from server.schema import bootstrap
 from server.settings import Settings
@@ -48,14 +49,23 @@ async def _mongo_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    client = Redis.from_url(
-        settings.redis_url, socket_timeout=3, socket_connect_timeout=3, health_check_interval=15
+    # A blocking pool: under a burst, requests wait briefly for a connection instead of
+    # failing with "too many connections".
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=256,
+        timeout=5,
+        socket_timeout=10,
+        socket_connect_timeout=3,
+        health_check_interval=15,
     )
+    client = Redis(connection_pool=pool)
     app[KV] = Kv(client, settings.redis_prefix)
     try:
         yield
     finally:
         await client.aclose()
+        await pool.aclose()  # a pool passed in explicitly is not closed by the client
 
 
 async def _bank_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -78,13 +88,19 @@ async def _bank_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The attempts' group-commit writer and the item-statistics buffer (flushed at exit)."""
     writer = AttemptWriter(app[DB])
     writer.start()
     app[ATTEMPT_WRITER] = writer
+    app[ITEM_STATS] = buffer = ItemStatsBuffer(app[DB])
+    stop = asyncio.Event()
+    flusher = asyncio.create_task(buffer.run(stop), name="item-stats-flush")
     try:
         yield
     finally:
         await writer.stop()
+        stop.set()
+        await asyncio.wait({flusher}, timeout=10)
 
 
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:

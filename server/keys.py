@@ -10,6 +10,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from question_bank.cache import BankCache
+from question_bank.stats_buffer import ItemStatsBuffer
 from scoring.writer import AttemptWriter
 from server.auth_types import Principal
 from server.kv import Kv
@@ -23,6 +24,7 @@ DB = web.AppKey("db", AsyncDatabase)
 KV = web.AppKey("kv", Kv)
 BANK = web.AppKey("bank", BankCache)
 ATTEMPT_WRITER = web.AppKey("attempt_writer", AttemptWriter)
+ITEM_STATS = web.AppKey("item_stats", ItemStatsBuffer)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 
 REQUEST_ID = web.RequestKey("request_id", str)

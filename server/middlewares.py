@@ -70,8 +70,15 @@ async def _handle(request: web.Request, handler: auth.Handler) -> web.StreamResp
             raise
         code, message = _HTTP_CODES.get(error.status, ("http_error", error.reason))
         return json_response(error_body(code, message), status=error.status)
-    except (ConnectionFailure, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-        log.warning("storage unreachable", extra={"request_id": request[REQUEST_ID]})
+    except (
+        ConnectionFailure,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+    ) as error:
+        log.warning(
+            "storage unreachable",
+            extra={"request_id": request[REQUEST_ID], "error": repr(error)[:300]},
+        )
         unavailable = ServiceUnavailable()
         return json_response(error_body(unavailable.code, unavailable.message), status=503)
     except OperationFailure:

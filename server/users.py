@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+import redis.exceptions
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -169,3 +171,36 @@ async def erase_resident(db: AsyncDatabase, kv: Kv, *, user_id: str) -> None:
         },
     )
     await auth.revoke_all_tokens(kv, user_id)
+    await cache_profile(kv, user_id=user_id, profile=None)
+
+
+# ------------------------------------------------------------------ resident cache (Redis)
+
+PROFILE_CACHE_SECONDS = 24 * 3600
+
+
+async def resident_for_quiz(db: AsyncDatabase, kv: Kv, *, user_id: str) -> Document:
+    """The resident's id and profile for quiz traffic, from Redis (filled from MongoDB on a
+    miss), so starting a quiz needs no database round-trip."""
+    key = kv.key("resident", user_id)
+    try:
+        cached = await kv.redis.get(key)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        cached = None
+    if cached:
+        return {"_id": user_id, "profile": orjson.loads(cached)}
+    user = await get_or_raise(db, user_id=user_id)
+    await cache_profile(kv, user_id=user_id, profile=user.get("profile") or {})
+    return {"_id": user_id, "profile": user.get("profile") or {}}
+
+
+async def cache_profile(kv: Kv, *, user_id: str, profile: Document | None) -> None:
+    try:
+        if profile is None:
+            await kv.redis.delete(kv.key("resident", user_id))
+        else:
+            await kv.redis.set(
+                kv.key("resident", user_id), orjson.dumps(profile), ex=PROFILE_CACHE_SECONDS
+            )
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        pass  # the cache fills itself again from MongoDB

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from scoring import tickets
-from server.keys import BANK, DB, KV, SETTINGS
+from server.keys import BANK, DB, ITEM_STATS, KV, SETTINGS
 from server.settings import quiz_signing_key
 from tests.factories import auth, correct_answers, resident
 
@@ -100,6 +100,7 @@ async def test_repeated_submits_store_once_and_answer_identically(resident_clien
         )
     ).json()
     assert board["items"][0]["points"] == responses[0]["points"] == 100
+    await resident_client.app[ITEM_STATS].flush()
     stats = await db["item_stats"].find_one({"question_id": quiz["questions"][0]["id"]})
     assert stats["n"] == 1, "item statistics count the attempt once"
 
