@@ -9,6 +9,7 @@ environment, those servers are used instead and nothing is started for them."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import signal
@@ -281,7 +282,16 @@ def start(label: str) -> Services:
     except BaseException:
         mongo.stop()
         raise
-    return Services(mongo, redis, root)
+    started = Services(mongo, redis, root)
+    # Stop them even if the caller never reaches its own clean-up (an exception in start-up
+    # code, sys.exit, or SIGTERM turned into SystemExit by `stop_on_sigterm`).
+    atexit.register(started.stop)
+    return started
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (a CI timeout, `kill`) unwind normally so `finally` and atexit run."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
 # ---------------------------------------------------------------- make run

@@ -22,6 +22,7 @@ from tests.fake_wechat import FakeWeChat
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[harness.Services]:
+    harness.stop_on_sigterm()
     started = harness.start("test")
     try:
         yield started
