@@ -4,6 +4,7 @@ test client for the real app."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -29,6 +30,23 @@ def services() -> Iterator[harness.Services]:
     finally:
         started.stop()
         started.remove_data()
+
+
+@pytest.fixture
+def private_services() -> Iterator[harness.Services]:
+    """A FerretDB and a Redis of the test's own, for tests that stop or wipe servers."""
+    root = harness.SERVICES / f"private-{uuid.uuid4().hex[:8]}"
+    root.mkdir(parents=True, exist_ok=True)
+    mongo = harness.start_ferretdb(root / "ferretdb")
+    try:
+        redis = harness.start_redis(root / "redis")
+    except BaseException:
+        mongo.stop()
+        raise
+    yield harness.Services(mongo, redis, root)
+    redis.stop()
+    mongo.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def make_settings(services: harness.Services, **overrides: Any) -> Settings:

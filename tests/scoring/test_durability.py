@@ -7,25 +7,11 @@ import asyncio
 import shutil
 from typing import Any
 
-import pytest
-
 from scripts import services as harness
 from server import seed
 from server.keys import BANK, DB
 from tests.conftest import make_settings
 from tests.factories import auth, correct_answers, resident
-
-
-@pytest.fixture
-def private_services() -> Any:
-    root = harness.SERVICES / f"durable-{id(object())}"
-    root.mkdir(parents=True, exist_ok=True)
-    mongo = harness.start_ferretdb(root / "ferretdb")
-    redis = harness.start_redis(root / "redis")
-    yield harness.Services(mongo, redis, root)
-    redis.stop()
-    mongo.stop()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def wipe_and_restart_redis(server: harness.Server) -> None:

@@ -4,25 +4,9 @@ them again and it says 200. Uses private servers so other tests are not disturbe
 from __future__ import annotations
 
 import asyncio
-import shutil
 from typing import Any
 
-import pytest
-
-from scripts import services as harness
 from tests.conftest import make_settings
-
-
-@pytest.fixture
-def private_services() -> Any:
-    root = harness.SERVICES / f"ready-{id(object())}"
-    root.mkdir(parents=True, exist_ok=True)
-    mongo = harness.start_ferretdb(root / "ferretdb")
-    redis = harness.start_redis(root / "redis")
-    yield harness.Services(mongo, redis, root)
-    redis.stop()
-    mongo.stop()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 async def wait_for_status(client: Any, status: int, within: float = 20) -> dict[str, Any]:
