@@ -21,6 +21,7 @@ run: setup
 
 test: setup
 	$(PY) -m ruff check .
+	$(PY) -m mypy server question_bank scoring content
 	$(PY) -m pytest -p no:cacheprovider
 
 lint: setup

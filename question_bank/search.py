@@ -11,7 +11,6 @@ import functools
 import logging
 import math
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +57,7 @@ def terms(text: str) -> list[str]:
 @dataclass
 class _Posting:
     length: float
-    freqs: Counter[str]
+    freqs: dict[str, float]
 
 
 @dataclass
@@ -79,11 +78,11 @@ class SearchIndex:
 
     def put(self, doc_id: str, fields: dict[str, list[str]]) -> None:
         self.remove(doc_id)
-        freqs: Counter[str] = Counter()
+        freqs: dict[str, float] = {}
         for name, tokens in fields.items():
             weight = self.weights.get(name, 1.0)
             for token in tokens:
-                freqs[token] += weight
+                freqs[token] = freqs.get(token, 0.0) + weight
         posting = _Posting(length=sum(freqs.values()), freqs=freqs)
         self._docs[doc_id] = posting
         self._total_length += posting.length

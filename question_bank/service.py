@@ -7,6 +7,7 @@ and are idempotent, so a retry after a crash completes them."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -368,7 +369,7 @@ def to_read(doc: Document) -> Document:
         "published_at",
     ):
         value = doc.get(name)
-        view[name] = value.isoformat() if hasattr(value, "isoformat") else value
+        view[name] = value.isoformat() if isinstance(value, datetime) else value
     if "near_duplicates" in doc:
         view["near_duplicates"] = doc["near_duplicates"]
     if "score" in doc:

@@ -62,7 +62,7 @@ def summarise(
         n, sx, sy, float(sums.get("sxx", 0)), float(sums.get("syy", 0)), float(sums.get("sxy", 0))
     )
     option_rows = _options(sums, n, sy, options, answer)
-    result = {
+    result: dict[str, Any] = {
         "attempts": int(n),
         "facility": _round(facility),
         "discrimination": _round(discrimination),

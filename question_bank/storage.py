@@ -26,7 +26,7 @@ FEED_LENGTH = 20_000
 # FerretDB 1.24 hangs on a bulk write of 100 or more updates to existing documents (seen
 # here: every such batch timed out); smaller batches behave on both backends.
 BULK_UPDATE_CHUNK = 50
-_CODEC = CodecOptions(tz_aware=True)
+_CODEC: CodecOptions[Document] = CodecOptions(tz_aware=True)
 
 
 def questions(db: AsyncDatabase) -> AsyncCollection[Document]:
@@ -123,14 +123,14 @@ def _filters(
 async def list_page(
     db: AsyncDatabase, *, skip: int, limit: int, **filters: str | None
 ) -> tuple[list[Document], int]:
-    query = _filters(**filters)  # type: ignore[arg-type]
+    query = _filters(**filters)
     cursor = questions(db).find(query).sort([("changed_at", DESCENDING), ("_id", DESCENDING)])
     docs = await cursor.skip(skip).limit(limit).to_list()
     return docs, await questions(db).count_documents(query)
 
 
 async def all_matching(db: AsyncDatabase, **filters: str | None) -> list[Document]:
-    query = _filters(**filters)  # type: ignore[arg-type]
+    query = _filters(**filters)
     return await questions(db).find(query).sort("_id", 1).to_list()
 
 
@@ -194,22 +194,26 @@ async def announce_reload(kv: Kv) -> None:
 
 async def feed_position(kv: Kv) -> tuple[bytes, bytes | None]:
     """The id of the newest event (b"0-0" for an empty feed) and of the oldest one kept."""
-    newest = await kv.redis.xrevrange(kv.key(CHANGES_KEY), count=1)
-    oldest = await kv.redis.xrange(kv.key(CHANGES_KEY), count=1)
-    return (newest[0][0] if newest else b"0-0"), (oldest[0][0] if oldest else None)
+    newest: Any = await kv.redis.xrevrange(kv.key(CHANGES_KEY), count=1)
+    oldest: Any = await kv.redis.xrange(kv.key(CHANGES_KEY), count=1)
+    return (_raw(newest[0][0]) if newest else b"0-0"), (_raw(oldest[0][0]) if oldest else None)
 
 
 async def read_feed(
     kv: Kv, after: bytes, *, count: int = 500
 ) -> list[tuple[bytes, Document | None]]:
     """Events after `after`: (id, question document), or (id, None) for a reload request."""
-    answer = await kv.redis.xread({kv.key(CHANGES_KEY): after}, count=count)
+    answer: Any = await kv.redis.xread({kv.key(CHANGES_KEY): after}, count=count)
     events: list[tuple[bytes, Document | None]] = []
     for _stream, entries in answer or []:
         for event_id, fields in entries:
             raw = fields.get(b"doc")
-            events.append((event_id, bson.decode(raw, codec_options=_CODEC) if raw else None))
+            events.append((_raw(event_id), bson.decode(raw, codec_options=_CODEC) if raw else None))
     return events
+
+
+def _raw(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 # ----------------------------------------------------------------- item statistics

@@ -115,7 +115,7 @@ async def leaderboard(request: web.Request, *, query: LeaderboardQuery) -> web.R
     """Points leaderboard for the county or a township, by week, month or all time."""
     principal = request[PRINCIPAL]
     assert principal is not None
-    user = {"_id": principal.user_id, "profile": {}}
+    user: dict[str, object] = {"_id": principal.user_id, "profile": {}}
     if principal.role == "resident":
         user = await _resident(request)
     board = await service.leaderboard(

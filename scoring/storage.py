@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.kv import Kv
+from server.kv import Kv, text
 
 Document = dict[str, Any]
 
@@ -109,7 +109,7 @@ async def get_daily(kv: Kv, user_id: str, day: str) -> tuple[str | None, bool]:
     issued, done = await kv.redis.mget(
         kv.key("daily", user_id, day), kv.key("daily_done", user_id, day)
     )
-    return (issued.decode() if issued else None), bool(done)
+    return (text(issued) if issued else None), bool(done)
 
 
 async def remember_daily(kv: Kv, user_id: str, day: str, quiz_id: str, ttl: int) -> str:
@@ -117,7 +117,7 @@ async def remember_daily(kv: Kv, user_id: str, day: str, quiz_id: str, ttl: int)
     key = kv.key("daily", user_id, day)
     await kv.redis.set(key, quiz_id, ex=ttl, nx=True)
     stored = await kv.redis.get(key)
-    return stored.decode() if stored else quiz_id
+    return text(stored) if stored else quiz_id
 
 
 async def contest_done(kv: Kv, user_id: str, window: str) -> bool:
@@ -157,7 +157,7 @@ async def record_progress(
 
 async def streak(kv: Kv, user_id: str) -> tuple[str | None, int]:
     raw = await kv.redis.hmget(kv.key("streak", user_id), "day", "count")
-    return (raw[0].decode() if raw[0] else None), int(raw[1] or 0)
+    return (text(raw[0]) if raw[0] else None), int(raw[1] or 0)
 
 
 async def set_streak(kv: Kv, user_id: str, day: str, count: int) -> None:
@@ -214,4 +214,4 @@ async def read_board(
 async def rank_of(kv: Kv, board: str, user_id: str) -> tuple[int | None, float | None]:
     rank = await kv.redis.zrevrank(board, user_id)
     score = await kv.redis.zscore(board, user_id)
-    return (None if rank is None else rank + 1), score
+    return (None if rank is None else int(rank) + 1), score  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -26,7 +27,7 @@ from server.settings import Settings
 log = logging.getLogger(__name__)
 
 # Short timeouts: a request should fail fast (503) rather than hang when a store is away.
-_MONGO_TIMEOUTS_MS = {
+_MONGO_TIMEOUTS_MS: dict[str, Any] = {
     "serverSelectionTimeoutMS": 3000,
     "connectTimeoutMS": 3000,
     "socketTimeoutMS": 20000,

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from server.auth_types import Principal
 from server.keys import KV
-from server.kv import Kv
+from server.kv import Kv, text
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -62,7 +62,7 @@ async def authenticate(app: web.Application, token: str) -> Principal | None:
     if not fields:
         return None
     return Principal(
-        user_id=fields[b"user_id"].decode(), role=fields[b"role"].decode(), token_hash=digest
+        user_id=text(fields[b"user_id"]), role=text(fields[b"role"]), token_hash=digest
     )
 
 
@@ -73,7 +73,7 @@ async def revoke_token(kv: Kv, principal: Principal) -> None:
 
 async def revoke_all_tokens(kv: Kv, user_id: str) -> None:
     digests = await kv.redis.smembers(kv.key("user_tokens", user_id))
-    keys = [kv.key("token", d.decode()) for d in digests]
+    keys = [kv.key("token", text(d)) for d in digests]
     await kv.redis.delete(*keys, kv.key("user_tokens", user_id))
 
 

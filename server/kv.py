@@ -15,3 +15,8 @@ class Kv:
 
     def key(self, *parts: str | int) -> str:
         return self.prefix + ":".join(str(part) for part in parts)
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text (the client returns bytes; its type hints allow str)."""
+    return value.decode() if isinstance(value, bytes) else value

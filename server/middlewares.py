@@ -143,7 +143,7 @@ async def auth_middleware(request: web.Request, handler: auth.Handler) -> web.St
     spec = spec_of(request.match_info.handler)
     token = auth.bearer_token(request)
     principal = await auth.authenticate(request.app, token) if token else None
-    request[PRINCIPAL] = principal
+    request[PRINCIPAL] = principal  # type: ignore[misc]  # the key is typed Principal | None
     if spec is None or spec.roles is None:
         return await handler(request)  # public route, or the router's own 404/405
     if principal is None:
