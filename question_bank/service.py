@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from question_bank import storage
 from question_bank.cache import BankCache, duplicate_tokens
@@ -141,10 +142,19 @@ async def update(
     """Replace the working copy. Any edit needs a fresh review, so the question returns to
     draft; a published version keeps being served until the new one is published."""
     before = await get_or_raise(db, question_id=question_id)
+    if before["version"] != version:
+        raise StaleVersion(
+            details={"current_version": before["version"], "status": before["status"]}
+        )
     new_content = content.content_dict()
     at = now()
-    from pymongo.errors import DuplicateKeyError
-
+    # Claim the next version number first: its snapshot's _id is unique, so of concurrent
+    # edits of one version exactly one gets it (FerretDB's findAndModify alone lets two
+    # compare-and-set updates of the same version both succeed).
+    if not await storage.claim_version(
+        db, question_id, version + 1, content=new_content, actor=actor, at=at
+    ):
+        raise await _stale_or_missing(db, question_id)
     fields = {
         "content": new_content,
         "dedupe_key": content_hash(new_content),
@@ -159,8 +169,10 @@ async def update(
             db, question_id, version=version, set_fields=fields, bump_version=True
         )
     except DuplicateKeyError:
+        await storage.release_version(db, question_id, version + 1)
         raise DuplicateQuestion("修改后的内容与题库中另一道题相同") from None
     if doc is None:
+        await storage.release_version(db, question_id, version + 1)
         raise await _stale_or_missing(db, question_id)
     doc["near_duplicates"] = near_duplicates_of(bank, doc)
     await _after_write(db, kv, bank, doc, action="update", actor=actor, before=before["content"])

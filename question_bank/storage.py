@@ -166,6 +166,63 @@ async def save_version(db: AsyncDatabase, doc: Document) -> None:
     )
 
 
+CLAIM_TIMEOUT_SECONDS = 30
+
+
+async def claim_snapshot(
+    db: AsyncDatabase, collection: str, snapshot: Document, *, current_version: int | None
+) -> bool:
+    """Insert a version snapshot before its entity is updated; False if another edit holds
+    it. Of concurrent edits of one version exactly one gets it (the snapshot's _id is
+    unique; FerretDB's findAndModify alone lets two compare-and-set updates both succeed).
+    A claim left by a writer that died (the entity never reached that version) is taken
+    over after CLAIM_TIMEOUT_SECONDS."""
+    try:
+        await db[collection].insert_one(snapshot)
+        return True
+    except DuplicateKeyError:
+        pass
+    held = await db[collection].find_one({"_id": snapshot["_id"]})
+    abandoned = (
+        held is not None
+        and current_version is not None
+        and current_version < snapshot["version"]
+        and (snapshot["at"] - held["at"]).total_seconds() > CLAIM_TIMEOUT_SECONDS
+    )
+    if not abandoned or held is None:
+        return False
+    result = await db[collection].replace_one({"_id": snapshot["_id"], "at": held["at"]}, snapshot)
+    return result.modified_count == 1
+
+
+async def claim_version(
+    db: AsyncDatabase,
+    question_id: str,
+    version: int,
+    *,
+    content: Document,
+    actor: str,
+    at: datetime,
+) -> bool:
+    snapshot = {
+        "_id": version_key(question_id, version),
+        "question_id": question_id,
+        "version": version,
+        "content": content,
+        "at": at,
+        "by": actor,
+    }
+    current = await get(db, question_id)
+    return await claim_snapshot(
+        db, "question_versions", snapshot, current_version=current["version"] if current else None
+    )
+
+
+async def release_version(db: AsyncDatabase, question_id: str, version: int) -> None:
+    """Give back a claimed version whose update did not happen."""
+    await db["question_versions"].delete_one({"_id": version_key(question_id, version)})
+
+
 async def get_version(db: AsyncDatabase, question_id: str, version: int) -> Document | None:
     return await db["question_versions"].find_one({"_id": version_key(question_id, version)})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 import redis.exceptions
 from pymongo.asynchronous.database import AsyncDatabase
 
+from content import service as content_service
+from content import storage as content_storage
+from content.cache import ArticleCache
 from question_bank import assembly
 from question_bank import storage as question_storage
 from question_bank.cache import BankCache, PublishedQuestion
@@ -64,6 +68,7 @@ class QuizContext:
     contest_window: str
     partial_credit: str
     item_stats: ItemStatsBuffer
+    articles: ArticleCache
 
 
 # ------------------------------------------------------------------ starting a quiz
@@ -334,7 +339,7 @@ async def _score(
         "correct_count": sum(1 for m in marks.values() if m == 1.0),
         "points": score + bonus,
         "results": results,
-        "recommended_articles": [],
+        "recommended_articles": await _recommendations(ctx, user, questions, marks),
     }
     profile = user.get("profile", {})
     elapsed = now.timestamp() - ticket.issued_at
@@ -375,6 +380,19 @@ async def _score(
     elif ticket.mode == "contest":
         doc["once_key"] = f"{doc['user_id']}:contest:{periods[ctx.contest_window]}"
     return doc
+
+
+async def _recommendations(
+    ctx: QuizContext,
+    user: Document,
+    questions: dict[str, PublishedQuestion],
+    marks: dict[str, float],
+) -> list[Document]:
+    """Published articles for the topics answered wrong, for the resident's group, unread."""
+    wrong = Counter(questions[qid].topic for qid, value in marks.items() if value < 1)
+    read = await _safe(content_storage.read_by(ctx.kv, str(user["_id"])), set())
+    group = user.get("profile", {}).get("group")
+    return content_service.recommend(ctx.articles, wrong=dict(wrong), group=group, read=read)
 
 
 def tickets_shown_keys(order: tuple[str, ...], answer: tuple[str, ...]) -> list[str]:

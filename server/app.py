@@ -4,6 +4,7 @@ each domain, middleware in order."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,13 +14,24 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from content.cache import ArticleCache, fold_views
 from question_bank import search
 from question_bank.cache import BankCache
 from question_bank.stats_buffer import ItemStatsBuffer
 from scoring.writer import AttemptWriter
 from server import middlewares, routes
 from server.http import spec_of
-from server.keys import ATTEMPT_WRITER, BANK, DB, HTTP, ITEM_STATS, KV, MONGO_CLIENT, SETTINGS
+from server.keys import (
+    ARTICLES,
+    ATTEMPT_WRITER,
+    BANK,
+    DB,
+    HTTP,
+    ITEM_STATS,
+    KV,
+    MONGO_CLIENT,
+    SETTINGS,
+)
 from server.kv import Kv
 from server.schema import bootstrap
 from server.settings import Settings
@@ -88,6 +100,22 @@ async def _bank_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning("bank refresh task did not stop in time; cancelled")
 
 
+async def _articles_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Published articles in memory, kept fresh; pending view counts folded at exit."""
+    cache = ArticleCache()
+    await cache.load(app[DB])
+    app[ARTICLES] = cache
+    stop = asyncio.Event()
+    task = asyncio.create_task(cache.run(app[DB], app[KV], stop), name="article-refresh")
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait({task}, timeout=10)
+        with contextlib.suppress(Exception):
+            await fold_views(app[DB], app[KV])
+
+
 async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
     """The attempts' group-commit writer and the item-statistics buffer (flushed at exit)."""
     writer = AttemptWriter(app[DB])
@@ -124,6 +152,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_mongo_ctx)
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_bank_ctx)
+    app.cleanup_ctx.append(_articles_ctx)
     app.cleanup_ctx.append(_writer_ctx)
     app.cleanup_ctx.append(_http_ctx)
     routes.setup(app)

@@ -9,6 +9,7 @@ from aiohttp import web
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from content.cache import ArticleCache
 from question_bank.cache import BankCache
 from question_bank.stats_buffer import ItemStatsBuffer
 from scoring.writer import AttemptWriter
@@ -23,6 +24,7 @@ MONGO_CLIENT = web.AppKey("mongo_client", AsyncMongoClient)
 DB = web.AppKey("db", AsyncDatabase)
 KV = web.AppKey("kv", Kv)
 BANK = web.AppKey("bank", BankCache)
+ARTICLES = web.AppKey("articles", ArticleCache)
 ATTEMPT_WRITER = web.AppKey("attempt_writer", AttemptWriter)
 ITEM_STATS = web.AppKey("item_stats", ItemStatsBuffer)
 HTTP = web.AppKey("http", aiohttp.ClientSession)

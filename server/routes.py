@@ -66,7 +66,8 @@ def setup(app: web.Application) -> None:
 
 def _domain_setups() -> list[Any]:
     # Imported here so the domains can import `server.http` without an import cycle.
+    from content import routes as content_routes
     from question_bank import routes as question_routes
     from scoring import routes as scoring_routes
 
-    return [scoring_routes.setup, question_routes.setup]
+    return [scoring_routes.setup, question_routes.setup, content_routes.setup]

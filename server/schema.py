@@ -44,6 +44,11 @@ INDEXES: dict[str, list[IndexModel]] = {
             [("entity", ASCENDING), ("entity_id", ASCENDING), ("at", ASCENDING)], name="entity_at"
         ),
     ],
+    "articles": [
+        IndexModel([("status", ASCENDING), ("changed_at", DESCENDING)], name="status_changed")
+    ],
+    # _id is "<article_id>:<version>".
+    "article_versions": [IndexModel([("article_id", ASCENDING)], name="article")],
     "item_stats": [
         IndexModel(
             [("question_id", ASCENDING), ("version", ASCENDING)],

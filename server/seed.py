@@ -28,4 +28,7 @@ async def seed_demo(db: AsyncDatabase) -> dict[str, int]:
     from question_bank import service as question_service
 
     counts["questions"] = await question_service.seed_demo(db)
+    from content import service as content_service
+
+    counts["articles"] = await content_service.seed_demo(db)
     return counts

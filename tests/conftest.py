@@ -131,10 +131,11 @@ async def resident_client(
         make_settings(services, wechat_api_base=wechat.url, wechat_timeout_seconds=1)
     )
     from server import seed
-    from server.keys import BANK, DB
+    from server.keys import ARTICLES, BANK, DB
 
     await seed.seed_demo(app_client.app[DB])
     await app_client.app[BANK].load(app_client.app[DB])
+    await app_client.app[ARTICLES].load(app_client.app[DB])
     return app_client
 
 
@@ -142,3 +143,9 @@ async def resident_client(
 async def staff(client: TestClient[Any, Any]) -> factories.StaffTokens:
     """Tokens for one editor, a second editor, an analyst and an admin."""
     return await factories.staff_tokens(client)
+
+
+@pytest.fixture
+async def staff_in(resident_client: TestClient[Any, Any]) -> factories.StaffTokens:
+    """Staff tokens on the resident-facing app (the one with the demo county seeded)."""
+    return await factories.staff_tokens(resident_client)

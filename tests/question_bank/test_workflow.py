@@ -135,18 +135,23 @@ async def test_stale_version_is_409_never_silent_overwrite(client: Any, staff: A
 async def test_concurrent_edits_exactly_one_wins(client: Any, staff: Any) -> None:
     created = await create_question(client, staff.editor)
     path = f"{BASE}/{created['id']}"
-    edits = [
-        client.put(path, json={**question_payload(n=100 + i), "version": 1}, headers=auth(token))
-        for i, token in enumerate([staff.editor, staff.editor2] * 4)
-    ]
-    statuses = sorted([r.status for r in await asyncio.gather(*edits)])
-    assert statuses == [200] + [409] * 7
+    for round_number, version in enumerate(range(1, 6)):  # several rounds: races are rare events
+        edits = [
+            client.put(
+                path,
+                json={**question_payload(n=100 * round_number + i), "version": version},
+                headers=auth(token),
+            )
+            for i, token in enumerate([staff.editor, staff.editor2] * 4)
+        ]
+        statuses = sorted([r.status for r in await asyncio.gather(*edits)])
+        assert statuses == [200] + [409] * 7, (version, statuses)
     stored = await client.app[DB]["questions"].find_one({})
-    assert stored["version"] == 2
+    assert stored["version"] == 6
     versions = await client.app[DB]["question_versions"].count_documents(
         {"question_id": created["id"]}
     )
-    assert versions == 2
+    assert versions == 6
 
 
 async def test_editing_published_question_keeps_serving_the_published_version(

@@ -1,0 +1,60 @@
+"""Articles at the HTTP boundary."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, HttpUrl, field_validator
+
+from question_bank.vocab import TOPICS, Audience, Dimension
+from server.models import ApiModel, PageQuery
+
+
+class ArticleContent(ApiModel):
+    title: str = Field(min_length=1, max_length=60)
+    summary: str = Field(default="", max_length=300)
+    body: str = Field(min_length=1, max_length=20_000)
+    cover_url: HttpUrl | None = None
+    media_url: HttpUrl | None = None
+    topics: list[str] = Field(min_length=1, max_length=4)
+    audiences: list[Audience] = Field(min_length=1, max_length=6)
+    dimensions: list[Dimension] = Field(default_factory=list, max_length=4)
+    source: str = Field(default="", max_length=200)
+    author: str = Field(default="", max_length=60)
+
+    @field_validator("topics")
+    @classmethod
+    def _known_topics(cls, values: list[str]) -> list[str]:
+        unknown = [v for v in values if v not in TOPICS]
+        if unknown:
+            raise ValueError(f"未知主题「{'、'.join(unknown)}」，可选：{'、'.join(TOPICS)}")
+        return list(dict.fromkeys(values))
+
+    @field_validator("audiences", "dimensions")
+    @classmethod
+    def _no_repeats(cls, values: list[str]) -> list[str]:
+        return list(dict.fromkeys(values))
+
+
+class ArticleCreate(ArticleContent):
+    pass
+
+
+class ArticleUpdate(ArticleContent):
+    version: int = Field(ge=1)
+
+
+class AdminArticleQuery(PageQuery):
+    status: Literal["draft", "in_review", "published", "retired"] | None = None
+    q: str | None = Field(default=None, max_length=100)
+
+
+class ArticleQuery(PageQuery):
+    q: str | None = Field(default=None, max_length=100)
+    audience: Audience | None = None
+    topic: str | None = Field(default=None, max_length=20)
+    sort: Literal["newest", "popular"] = "newest"
+
+
+class SuggestQuery(ApiModel):
+    prefix: str = Field(default="", max_length=20)

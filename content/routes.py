@@ -1,0 +1,194 @@
+"""HTTP routes for articles: editors' workflow under /admin/articles, residents' reading."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from content import service, storage
+from content.models import (
+    AdminArticleQuery,
+    ArticleCreate,
+    ArticleQuery,
+    ArticleUpdate,
+    SuggestQuery,
+)
+from question_bank.search import terms
+from scoring import storage as scoring_storage
+from server import users
+from server.http import Handler, endpoint, json_response, parse_model, read_json
+from server.keys import ARTICLES, DB, KV, PRINCIPAL
+from server.models import ApiModel, PageQuery
+
+WRITERS = ("editor",)
+READERS = ("editor", "analyst")
+
+
+class VersionBody(ApiModel):
+    version: int | None = None
+
+
+def _actor(request: web.Request) -> str:
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    return principal.user_id
+
+
+def _page(
+    items: list[dict[str, object]], query: PageQuery, total: int | None = None
+) -> dict[str, object]:
+    window = items if total is not None else items[query.skip : query.skip + query.page_size]
+    return {
+        "items": window,
+        "total": len(items) if total is None else total,
+        "page": query.page,
+        "page_size": query.page_size,
+    }
+
+
+@endpoint(roles=WRITERS, body=ArticleCreate, status=201, tag="articles")
+async def create_article(request: web.Request, *, body: ArticleCreate) -> web.Response:
+    """Create a draft article (the body is sanitised)."""
+    app = request.app
+    doc = await service.create(app[DB], app[KV], app[ARTICLES], content=body, actor=_actor(request))
+    return json_response(service.editor_view(doc), status=201)
+
+
+@endpoint(roles=READERS, query=AdminArticleQuery, tag="articles")
+async def list_articles_admin(request: web.Request, *, query: AdminArticleQuery) -> web.Response:
+    """List articles in every status, newest change first."""
+    docs, total = await storage.list_page(
+        request.app[DB], status=query.status, skip=query.skip, limit=query.page_size
+    )
+    return json_response(_page([service.editor_view(d) for d in docs], query, total))
+
+
+@endpoint(roles=READERS, tag="articles")
+async def get_article_admin(request: web.Request) -> web.Response:
+    """Get an article as editors see it."""
+    doc = await service.get_or_raise(request.app[DB], article_id=request.match_info["article_id"])
+    return json_response(service.editor_view(doc))
+
+
+@endpoint(roles=WRITERS, body=ArticleUpdate, tag="articles")
+async def update_article(request: web.Request, *, body: ArticleUpdate) -> web.Response:
+    """Replace an article's content; `version` must be the one edited (stale: 409)."""
+    app = request.app
+    content = ArticleCreate.model_validate(body.model_dump(exclude={"version"}))
+    doc = await service.update(
+        app[DB],
+        app[KV],
+        app[ARTICLES],
+        article_id=request.match_info["article_id"],
+        version=body.version,
+        content=content,
+        actor=_actor(request),
+    )
+    return json_response(service.editor_view(doc))
+
+
+@endpoint(roles=WRITERS, status=204, tag="articles")
+async def delete_article(request: web.Request) -> web.Response:
+    """Delete a draft that was never published."""
+    app = request.app
+    await service.delete(
+        app[DB],
+        app[KV],
+        app[ARTICLES],
+        article_id=request.match_info["article_id"],
+        actor=_actor(request),
+    )
+    return web.Response(status=204)
+
+
+def _workflow(action: str, summary: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        version = None
+        if (await request.read()).strip():
+            version = parse_model(VersionBody, await read_json(request)).version
+        app = request.app
+        doc = await service.transition(
+            app[DB],
+            app[KV],
+            app[ARTICLES],
+            article_id=request.match_info["article_id"],
+            version=version,
+            action=action,
+            actor=_actor(request),
+        )
+        return json_response(service.editor_view(doc))
+
+    handler.__doc__ = summary
+    handler.__name__ = f"{action}_article"
+    return endpoint(roles=WRITERS, tag="articles")(handler)
+
+
+@endpoint(roles="public", query=ArticleQuery, tag="articles")
+async def list_articles(request: web.Request, *, query: ArticleQuery) -> web.Response:
+    """Published articles by topic/audience, newest or most read; with `q`, ranked search."""
+    docs = service.list_published(
+        request.app[ARTICLES],
+        q=query.q,
+        topic=query.topic,
+        audience=query.audience,
+        sort=query.sort,
+    )
+    if query.q:
+        await storage.note_search(request.app[KV], terms(query.q))
+    return json_response(_page([service.resident_view(d) for d in docs], query))
+
+
+@endpoint(roles="public", tag="articles")
+async def get_article(request: web.Request) -> web.Response:
+    """Read a published article (the view is counted)."""
+    doc = service.published_or_raise(request.app[ARTICLES], request.match_info["article_id"])
+    principal = request[PRINCIPAL]
+    reader = principal.user_id if principal is not None and principal.role == "resident" else None
+    await storage.count_view(request.app[KV], str(doc["_id"]), reader)
+    return json_response(service.resident_view(doc, full=True))
+
+
+@endpoint(roles="public", query=SuggestQuery, tag="articles")
+async def suggest(request: web.Request, *, query: SuggestQuery) -> web.Response:
+    """Search-box suggestions from popular searched terms and title words."""
+    popular = await storage.popular_search_terms(request.app[KV])
+    items = service.suggestions(request.app[ARTICLES], popular, prefix=query.prefix)
+    return json_response({"items": items, "total": len(items), "page": 1, "page_size": len(items)})
+
+
+@endpoint(roles=("resident",), tag="articles")
+async def for_you(request: web.Request) -> web.Response:
+    """Articles for the resident's recent mistakes and group, each with the reason."""
+    app = request.app
+    resident = await users.resident_for_quiz(app[DB], app[KV], user_id=_actor(request))
+    _, weak = await scoring_storage.recent_history(app[KV], _actor(request), since=float("inf"))
+    read = await storage.read_by(app[KV], _actor(request))
+    items = service.recommend(
+        app[ARTICLES],
+        wrong=dict.fromkeys(weak, 1),
+        group=resident["profile"].get("group"),
+        read=read,
+        limit=6,
+    )
+    for item in items:
+        if item["reason"].startswith("你在"):
+            item["reason"] = f"你最近在「{item['topics'][0]}」方面有答错的题"
+    return json_response({"items": items, "total": len(items), "page": 1, "page_size": len(items)})
+
+
+def setup(app: web.Application, api: str) -> None:
+    base = f"{api}/admin/articles"
+    app.router.add_post(base, create_article)
+    app.router.add_get(base, list_articles_admin)
+    app.router.add_get(f"{base}/{{article_id}}", get_article_admin)
+    app.router.add_put(f"{base}/{{article_id}}", update_article)
+    app.router.add_delete(f"{base}/{{article_id}}", delete_article)
+    for action, summary in (
+        ("submit", "Ask for review (draft → in_review)."),
+        ("publish", "Review and publish (another editor than the last author)."),
+        ("retire", "Retire an article so residents no longer see it."),
+    ):
+        app.router.add_post(f"{base}/{{article_id}}/{action}", _workflow(action, summary))
+    app.router.add_get(f"{api}/articles", list_articles)
+    app.router.add_get(f"{api}/articles/suggestions", suggest)
+    app.router.add_get(f"{api}/articles/for-you", for_you)
+    app.router.add_get(f"{api}/articles/{{article_id}}", get_article)

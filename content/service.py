@@ -1,0 +1,400 @@
+"""Rules for articles: sanitised bodies, the editorial workflow (same rules as questions:
+draft → in_review → published → retired, four-eyes publishing, optimistic concurrency,
+versions, audit), residents' reading, search, suggestions and recommendations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+
+from content import storage
+from content.cache import ArticleCache
+from content.models import ArticleContent
+from content.sanitize import reading_minutes, sanitize_markdown
+from question_bank.errors import FourEyesRequired, InvalidTransition, StaleVersion
+from question_bank.search import terms
+from server.clock import now
+from server.errors import NotFound
+from server.kv import Kv
+
+Document = dict[str, Any]
+
+
+class ArticleNotFound(NotFound):
+    code = "article_not_found"
+    message = "文章不存在或未发布"
+
+
+def _prepared(content: ArticleContent) -> Document:
+    data = content.model_dump(mode="json")
+    data["body"] = sanitize_markdown(data["body"])
+    data["title"] = sanitize_markdown(data["title"])
+    data["summary"] = sanitize_markdown(data["summary"])
+    data["reading_minutes"] = reading_minutes(data["body"])
+    return data
+
+
+def _tokens(content: Document) -> dict[str, list[str]]:
+    return {
+        "title": terms(content["title"]),
+        "summary": terms(content["summary"]),
+        "body": terms(content["body"]),
+    }
+
+
+def new_document(content: Document, *, actor: str, status: str = "draft") -> Document:
+    at = now()
+    doc = {
+        "_id": ObjectId(),
+        "version": 1,
+        "status": status,
+        "content": content,
+        "published": None,
+        "published_version": None,
+        "published_tokens": None,
+        "views": 0,
+        "created_by": actor,
+        "created_at": at,
+        "updated_by": actor,
+        "updated_at": at,
+        "reviewed_by": None,
+        "published_at": None,
+        "changed_at": at,
+        "deleted_at": None,
+    }
+    if status == "published":
+        doc.update(
+            published=content,
+            published_version=1,
+            published_tokens=_tokens(content),
+            published_at=at,
+        )
+    return doc
+
+
+async def _after_write(
+    db: AsyncDatabase,
+    kv: Kv,
+    cache: ArticleCache,
+    doc: Document,
+    *,
+    action: str,
+    actor: str,
+    before: Document | None,
+) -> None:
+    await storage.save_version(db, doc)
+    await storage.audit(
+        db,
+        {
+            "entity": "article",
+            "entity_id": str(doc["_id"]),
+            "action": action,
+            "by": actor,
+            "at": doc["changed_at"],
+            "version": doc["version"],
+            "status": doc["status"],
+            "before": before,
+            "after": doc["content"],
+        },
+    )
+    await storage.note_change(kv)
+    await cache.load(db)  # this process sees its own write at once; others within a second
+
+
+async def create(
+    db: AsyncDatabase, kv: Kv, cache: ArticleCache, *, content: ArticleContent, actor: str
+) -> Document:
+    doc = new_document(_prepared(content), actor=actor)
+    await storage.insert(db, doc)
+    await _after_write(db, kv, cache, doc, action="create", actor=actor, before=None)
+    return doc
+
+
+async def get_or_raise(db: AsyncDatabase, *, article_id: str) -> Document:
+    doc = await storage.get(db, article_id)
+    if doc is None:
+        raise ArticleNotFound("文章不存在或已删除")
+    return doc
+
+
+async def _conflict(db: AsyncDatabase, article_id: str) -> Exception:
+    current = await storage.get(db, article_id)
+    return (
+        ArticleNotFound()
+        if current is None
+        else StaleVersion(
+            "文章已被他人修改，请刷新后在最新版本上修改",
+            details={"current_version": current["version"]},
+        )
+    )
+
+
+async def update(
+    db: AsyncDatabase,
+    kv: Kv,
+    cache: ArticleCache,
+    *,
+    article_id: str,
+    version: int,
+    content: ArticleContent,
+    actor: str,
+) -> Document:
+    before = await get_or_raise(db, article_id=article_id)
+    if before["version"] != version:
+        raise await _conflict(db, article_id)
+    at = now()
+    prepared = _prepared(content)
+    claimed = await storage.claim_version(
+        db, article_id, version + 1, content=prepared, actor=actor, at=at, current_version=version
+    )
+    if not claimed:
+        raise await _conflict(db, article_id)
+    fields = {
+        "content": prepared,
+        "status": "draft",
+        "updated_by": actor,
+        "updated_at": at,
+        "changed_at": at,
+    }
+    doc = await storage.update_if_version(
+        db, article_id, version=version, statuses=None, fields=fields, bump=True
+    )
+    if doc is None:
+        await storage.release_version(db, article_id, version + 1)
+        raise await _conflict(db, article_id)
+    await _after_write(db, kv, cache, doc, action="update", actor=actor, before=before["content"])
+    return doc
+
+
+async def transition(
+    db: AsyncDatabase,
+    kv: Kv,
+    cache: ArticleCache,
+    *,
+    article_id: str,
+    version: int | None,
+    action: str,
+    actor: str,
+) -> Document:
+    """submit (draft → in_review), publish (draft/in_review → published, not by the last
+    author) or retire (→ retired)."""
+    current = await get_or_raise(db, article_id=article_id)
+    allowed = {
+        "submit": ("draft",),
+        "publish": ("draft", "in_review"),
+        "retire": ("draft", "in_review", "published"),
+    }[action]
+    if version is not None and version != current["version"]:
+        raise StaleVersion(
+            "文章已被他人修改，请刷新后重试", details={"current_version": current["version"]}
+        )
+    if current["status"] not in allowed:
+        raise InvalidTransition("文章当前状态不允许此操作", details={"status": current["status"]})
+    if action == "publish" and current["updated_by"] == actor:
+        raise FourEyesRequired("不能发布自己最后修改的文章，请由另一位编辑审核发布")
+    at = now()
+    fields: Document = {"changed_at": at}
+    if action == "submit":
+        fields["status"] = "in_review"
+    elif action == "publish":
+        fields.update(
+            status="published",
+            published=current["content"],
+            published_version=current["version"],
+            published_tokens=_tokens(current["content"]),
+            reviewed_by=actor,
+            published_at=at,
+        )
+    else:
+        fields.update(status="retired", retired_by=actor, retired_at=at)
+    doc = await storage.update_if_version(
+        db, article_id, version=current["version"], statuses=allowed, fields=fields
+    )
+    if doc is None:
+        raise await _conflict(db, article_id)
+    await _after_write(db, kv, cache, doc, action=action, actor=actor, before=None)
+    return doc
+
+
+async def delete(
+    db: AsyncDatabase, kv: Kv, cache: ArticleCache, *, article_id: str, actor: str
+) -> None:
+    current = await get_or_raise(db, article_id=article_id)
+    if current["status"] != "draft" or current.get("published_version"):
+        raise InvalidTransition("只能删除从未发布过的草稿；已发布的文章请下线")
+    at = now()
+    doc = await storage.update_if_version(
+        db,
+        article_id,
+        version=current["version"],
+        statuses=("draft",),
+        fields={"deleted_at": at, "deleted_by": actor, "changed_at": at},
+    )
+    if doc is None:
+        raise await _conflict(db, article_id)
+    await storage.audit(
+        db,
+        {
+            "entity": "article",
+            "entity_id": article_id,
+            "action": "delete",
+            "by": actor,
+            "at": at,
+            "version": doc["version"],
+            "status": "deleted",
+            "before": current["content"],
+            "after": None,
+        },
+    )
+    await storage.note_change(kv)
+    await cache.load(db)
+
+
+def editor_view(doc: Document) -> Document:
+    view = {
+        "id": str(doc["_id"]),
+        "version": doc["version"],
+        "status": doc["status"],
+        **doc["content"],
+        "published_version": doc.get("published_version"),
+        "views": doc.get("views", 0),
+    }
+    for name in (
+        "created_by",
+        "created_at",
+        "updated_by",
+        "updated_at",
+        "reviewed_by",
+        "published_at",
+    ):
+        value = doc.get(name)
+        view[name] = (
+            value.isoformat() if hasattr(value, "isoformat") and value is not None else value
+        )
+    return view
+
+
+def resident_view(doc: Document, *, full: bool = False) -> Document:
+    content = doc["published"]
+    view = {
+        "id": str(doc["_id"]),
+        "title": content["title"],
+        "summary": content["summary"],
+        "cover_url": content.get("cover_url"),
+        "media_url": content.get("media_url"),
+        "topics": content["topics"],
+        "audiences": content["audiences"],
+        "dimensions": content["dimensions"],
+        "source": content["source"],
+        "author": content["author"],
+        "reading_minutes": content["reading_minutes"],
+        "published_at": doc["published_at"].isoformat() if doc.get("published_at") else None,
+        "views": doc.get("views", 0),
+    }
+    if full:
+        view["body"] = content["body"]
+    return view
+
+
+# ------------------------------------------------------------------ residents
+
+
+def list_published(
+    cache: ArticleCache, *, q: str | None, topic: str | None, audience: str | None, sort: str
+) -> list[Document]:
+    def fits(doc: Document) -> bool:
+        content = doc["published"]
+        return (not topic or topic in content["topics"]) and (
+            not audience or audience in content["audiences"] or "general" in content["audiences"]
+        )
+
+    if q:
+        ranked = cache.search.search(terms(q), accept=lambda a: fits(cache.published[a]))
+        return [cache.published[a] for a, _ in ranked]
+    docs = [d for d in cache.published.values() if fits(d)]
+    key = (lambda d: d.get("views", 0)) if sort == "popular" else (lambda d: d["published_at"])
+    return sorted(docs, key=key, reverse=True)
+
+
+def published_or_raise(cache: ArticleCache, article_id: str) -> Document:
+    doc = cache.published.get(article_id)
+    if doc is None:
+        raise ArticleNotFound()
+    return doc
+
+
+def suggestions(
+    cache: ArticleCache, popular_terms: list[str], *, prefix: str, limit: int = 8
+) -> list[str]:
+    """Popular searched terms that still find something, then title words, by prefix."""
+    found = [
+        t for t in popular_terms if t.startswith(prefix) and cache.search.document_frequency(t)
+    ]
+    if len(found) < limit:
+        title_words = sorted(
+            {
+                t
+                for d in cache.published.values()
+                for t in d["published_tokens"]["title"]
+                if len(t) > 1 and t.startswith(prefix)
+            },
+            key=lambda t: -cache.search.document_frequency(t),
+        )
+        found += [t for t in title_words if t not in found]
+    return found[:limit]
+
+
+def recommend(
+    cache: ArticleCache, *, wrong: dict[str, int], group: str | None, read: set[str], limit: int = 3
+) -> list[Document]:
+    """Articles on the topics answered wrong, for the resident's group, not already read;
+    each says why. With nothing wrong (or nothing fitting), popular articles for the group."""
+    audience = group if group in ("farmer", "elderly", "youth", "worker", "official") else "general"
+
+    def for_group(doc: Document) -> int:
+        audiences = doc["published"]["audiences"]
+        return 2 if audience in audiences else 1 if "general" in audiences else 0
+
+    candidates = [
+        (article_id, doc) for article_id, doc in cache.published.items() if article_id not in read
+    ]
+    picked: list[Document] = []
+    for topic, count in sorted(wrong.items(), key=lambda item: -item[1]):
+        on_topic = [
+            (a, d) for a, d in candidates if topic in d["published"]["topics"] and for_group(d)
+        ]
+        on_topic.sort(key=lambda pair: (-for_group(pair[1]), -pair[1].get("views", 0)))
+        for article_id, doc in on_topic[:1]:
+            picked.append(
+                {**resident_view(doc), "reason": f"你在「{topic}」题目上答错了 {count} 题"}
+            )
+            candidates = [(a, d) for a, d in candidates if a != article_id]
+        if len(picked) >= limit:
+            return picked
+    popular = sorted(
+        (pair for pair in candidates if for_group(pair[1]) == 2),
+        key=lambda p: -p[1].get("views", 0),
+    )
+    for _, doc in popular[: limit - len(picked)]:
+        picked.append({**resident_view(doc), "reason": "同类读者常看的科普文章"})
+    return picked
+
+
+async def seed_demo(db: AsyncDatabase) -> int:
+    """Load the demo articles as published (idempotent by title)."""
+    import json
+    from pathlib import Path
+
+    raw = json.loads((Path(__file__).parent / "demo" / "articles.json").read_text(encoding="utf-8"))
+    existing = await storage.existing_titles(db)
+    docs = []
+    for item in raw:
+        content = _prepared(ArticleContent.model_validate(item))
+        if content["title"] not in existing:
+            doc = new_document(content, actor="seed-demo", status="published")
+            doc["reviewed_by"] = "seed-demo"
+            docs.append(doc)
+    await storage.insert_many(db, docs)
+    return len(docs)

@@ -1,0 +1,199 @@
+"""The only place with MongoDB queries and Redis commands for articles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo import DESCENDING, ReturnDocument, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from question_bank import storage as question_storage
+from server.kv import Kv, text
+
+Document = dict[str, Any]
+ARTICLES = "articles"
+
+
+def _oid(article_id: str) -> ObjectId | None:
+    return ObjectId(article_id) if ObjectId.is_valid(article_id) and len(article_id) == 24 else None
+
+
+async def insert(db: AsyncDatabase, doc: Document) -> None:
+    await db[ARTICLES].insert_one(doc)
+
+
+async def get(db: AsyncDatabase, article_id: str) -> Document | None:
+    oid = _oid(article_id)
+    if oid is None:
+        return None
+    doc = await db[ARTICLES].find_one({"_id": oid})  # `_id` alone: indexed on every backend
+    return doc if doc and not doc.get("deleted_at") else None
+
+
+async def update_if_version(
+    db: AsyncDatabase,
+    article_id: str,
+    *,
+    version: int,
+    statuses: tuple[str, ...] | None,
+    fields: Document,
+    bump: bool = False,
+) -> Document | None:
+    query: Document = {"_id": _oid(article_id), "version": version, "deleted_at": None}
+    if statuses is not None:
+        query["status"] = {"$in": list(statuses)}
+    update: Document = {"$set": fields}
+    if bump:
+        update["$inc"] = {"version": 1}
+    return await db[ARTICLES].find_one_and_update(
+        query, update, return_document=ReturnDocument.AFTER
+    )
+
+
+async def list_page(
+    db: AsyncDatabase, *, status: str | None, skip: int, limit: int
+) -> tuple[list[Document], int]:
+    query: Document = {"deleted_at": None}
+    if status:
+        query["status"] = status
+    docs = (
+        await db[ARTICLES]
+        .find(query)
+        .sort("changed_at", DESCENDING)
+        .skip(skip)
+        .limit(limit)
+        .to_list()
+    )
+    return docs, await db[ARTICLES].count_documents(query)
+
+
+async def all_live(db: AsyncDatabase) -> list[Document]:
+    return await db[ARTICLES].find({"deleted_at": None}).to_list()
+
+
+async def save_version(db: AsyncDatabase, doc: Document) -> None:
+    await db["article_versions"].update_one(
+        {"_id": f"{doc['_id']}:{doc['version']}"},
+        {
+            "$setOnInsert": {
+                "article_id": str(doc["_id"]),
+                "version": doc["version"],
+                "content": doc["content"],
+                "at": doc["changed_at"],
+                "by": doc["updated_by"],
+            }
+        },
+        upsert=True,
+    )
+
+
+async def claim_version(
+    db: AsyncDatabase,
+    article_id: str,
+    version: int,
+    *,
+    content: Document,
+    actor: str,
+    at: Any,
+    current_version: int,
+) -> bool:
+    """Claim the next version before updating the article (see question_bank's claim)."""
+    snapshot = {
+        "_id": f"{article_id}:{version}",
+        "article_id": article_id,
+        "version": version,
+        "content": content,
+        "at": at,
+        "by": actor,
+    }
+    return await question_storage.claim_snapshot(
+        db, "article_versions", snapshot, current_version=current_version
+    )
+
+
+async def release_version(db: AsyncDatabase, article_id: str, version: int) -> None:
+    await db["article_versions"].delete_one({"_id": f"{article_id}:{version}"})
+
+
+async def audit(db: AsyncDatabase, entry: Document) -> None:
+    await db["audit_log"].insert_one(entry)
+
+
+async def insert_many(db: AsyncDatabase, docs: list[Document]) -> None:
+    if docs:
+        await db[ARTICLES].insert_many(docs)
+
+
+async def existing_titles(db: AsyncDatabase) -> set[str]:
+    return {
+        d["content"]["title"]
+        async for d in db[ARTICLES].find({"deleted_at": None}, {"content.title": 1})
+    }
+
+
+# ------------------------------------------------------------------ change signal, views, reads
+
+
+async def note_change(kv: Kv) -> None:
+    await kv.redis.incr(kv.key("articles:changes"))
+
+
+async def change_counter(kv: Kv) -> int:
+    value = await kv.redis.get(kv.key("articles:changes"))
+    return int(value or 0)
+
+
+async def count_view(kv: Kv, article_id: str, user_id: str | None) -> None:
+    async with kv.redis.pipeline(transaction=False) as pipe:
+        pipe.hincrby(kv.key("articles:views_pending"), article_id, 1)
+        if user_id:
+            pipe.sadd(kv.key("read", user_id), article_id)
+        await pipe.execute()
+
+
+async def read_by(kv: Kv, user_id: str) -> set[str]:
+    return {text(a) for a in await kv.redis.smembers(kv.key("read", user_id))}
+
+
+async def take_pending_views(kv: Kv) -> dict[str, int]:
+    """Pending view counts, subtracted from Redis as they are taken (increments that arrive
+    meanwhile stay for the next fold)."""
+    pending = await kv.redis.hgetall(kv.key("articles:views_pending"))
+    counts = {text(k): int(v) for k, v in pending.items() if int(v)}
+    if counts:
+        async with kv.redis.pipeline(transaction=True) as pipe:
+            for article_id, count in counts.items():
+                pipe.hincrby(kv.key("articles:views_pending"), article_id, -count)
+            await pipe.execute()
+    return counts
+
+
+async def add_views(db: AsyncDatabase, counts: dict[str, int]) -> None:
+    ops = [
+        UpdateOne({"_id": ObjectId(a)}, {"$inc": {"views": n}})
+        for a, n in counts.items()
+        if ObjectId.is_valid(a)
+    ]
+    for start in range(0, len(ops), 50):  # FerretDB hangs on 100+ updates in one bulk write
+        await db[ARTICLES].bulk_write(ops[start : start + 50], ordered=False)
+
+
+async def pending_views(kv: Kv) -> dict[str, int]:
+    return {
+        text(k): int(v)
+        for k, v in (await kv.redis.hgetall(kv.key("articles:views_pending"))).items()
+    }
+
+
+async def note_search(kv: Kv, terms: list[str]) -> None:
+    if terms:
+        async with kv.redis.pipeline(transaction=False) as pipe:
+            for term in terms:
+                pipe.zincrby(kv.key("articles:search_terms"), 1, term)
+            await pipe.execute()
+
+
+async def popular_search_terms(kv: Kv, limit: int = 200) -> list[str]:
+    found: list[Any] = await kv.redis.zrevrange(kv.key("articles:search_terms"), 0, limit - 1)
+    return [text(t) for t in found]
