@@ -34,21 +34,35 @@ class ArticleCache:
     poll_interval: float = 0.5
     published: dict[str, Document] = field(default_factory=dict)
     search: SearchIndex = field(default_factory=lambda: SearchIndex(weights=SEARCH_WEIGHTS))
+    # Ids by topic and overall, most read first: recommendations walk these, not everything.
+    by_topic: dict[str, list[str]] = field(default_factory=dict)
+    popular: list[str] = field(default_factory=list)
     _seen: int | None = None
     _loaded_at: float = 0.0
     _folded_at: float = field(default_factory=time.monotonic)
 
-    def _replace(self, docs: list[Document]) -> None:
+    def replace(self, docs: list[Document]) -> None:
         published = {
             str(d["_id"]): d for d in docs if d.get("status") == "published" and d.get("published")
         }
         index = SearchIndex(weights=SEARCH_WEIGHTS)
         for article_id, doc in published.items():
             index.put(article_id, doc["published_tokens"])
-        self.published, self.search = published, index  # swapped whole: readers never see half
+        popular = sorted(published, key=lambda a: -published[a].get("views", 0))
+        by_topic: dict[str, list[str]] = {}
+        for article_id in popular:
+            for topic in published[article_id]["published"]["topics"]:
+                by_topic.setdefault(topic, []).append(article_id)
+        # Swapped whole, so a reader never sees a half-built snapshot.
+        self.published, self.search, self.popular, self.by_topic = (
+            published,
+            index,
+            popular,
+            by_topic,
+        )
 
     async def load(self, db: AsyncDatabase) -> None:
-        self._replace(await storage.all_live(db))
+        self.replace(await storage.all_live(db))
         self._loaded_at = time.monotonic()
 
     async def poll_once(self, db: AsyncDatabase, kv: Kv) -> None:

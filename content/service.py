@@ -350,35 +350,39 @@ def recommend(
     cache: ArticleCache, *, wrong: dict[str, int], group: str | None, read: set[str], limit: int = 3
 ) -> list[Document]:
     """Articles on the topics answered wrong, for the resident's group, not already read;
-    each says why. With nothing wrong (or nothing fitting), popular articles for the group."""
+    each says why. Then popular articles for the group, to fill the list."""
     audience = group if group in ("farmer", "elderly", "youth", "worker", "official") else "general"
-
-    def for_group(doc: Document) -> int:
-        audiences = doc["published"]["audiences"]
-        return 2 if audience in audiences else 1 if "general" in audiences else 0
-
-    candidates = [
-        (article_id, doc) for article_id, doc in cache.published.items() if article_id not in read
-    ]
     picked: list[Document] = []
+    taken: set[str] = set(read)
+
+    def first_fitting(ids: list[str], exact_only: bool) -> str | None:
+        fallback = None
+        for article_id in ids:  # most read first
+            if article_id in taken:
+                continue
+            audiences = cache.published[article_id]["published"]["audiences"]
+            if audience in audiences:
+                return article_id
+            if fallback is None and not exact_only and "general" in audiences:
+                fallback = article_id
+        return fallback
+
     for topic, count in sorted(wrong.items(), key=lambda item: -item[1]):
-        on_topic = [
-            (a, d) for a, d in candidates if topic in d["published"]["topics"] and for_group(d)
-        ]
-        on_topic.sort(key=lambda pair: (-for_group(pair[1]), -pair[1].get("views", 0)))
-        for article_id, doc in on_topic[:1]:
+        found = first_fitting(cache.by_topic.get(topic, []), exact_only=False)
+        if found is not None and len(picked) < limit:
+            taken.add(found)
             picked.append(
-                {**resident_view(doc), "reason": f"你在「{topic}」题目上答错了 {count} 题"}
+                {
+                    **resident_view(cache.published[found]),
+                    "reason": f"你在「{topic}」题目上答错了 {count} 题",
+                }
             )
-            candidates = [(a, d) for a, d in candidates if a != article_id]
-        if len(picked) >= limit:
-            return picked
-    popular = sorted(
-        (pair for pair in candidates if for_group(pair[1]) == 2),
-        key=lambda p: -p[1].get("views", 0),
-    )
-    for _, doc in popular[: limit - len(picked)]:
-        picked.append({**resident_view(doc), "reason": "同类读者常看的科普文章"})
+    while len(picked) < limit:
+        found = first_fitting(cache.popular, exact_only=True)
+        if found is None:
+            break
+        taken.add(found)
+        picked.append({**resident_view(cache.published[found]), "reason": "同类读者常看的科普文章"})
     return picked
 
 

@@ -179,6 +179,66 @@ async def question_bank(services: harness.Services) -> None:
         await _drop(services, settings)
 
 
+def articles(count: int = 50_000) -> None:
+    """Search and recommendation over `count` published articles, in process (the resident
+    routes read the same in-memory cache). Bodies are the 64 demo articles' tokens, repeated
+    with a distinct title word each, so segmentation time is not what is measured."""
+    import json
+    from pathlib import Path
+
+    from content import service as content_service
+    from content.cache import ArticleCache
+    from question_bank.search import terms
+
+    print(f"== articles ({count:,} published, in process) ==")
+    demo = json.loads(
+        (Path(__file__).resolve().parents[1] / "content/demo/articles.json").read_text()
+    )
+    tokens = [
+        {"title": terms(a["title"]), "summary": terms(a["summary"]), "body": terms(a["body"])}
+        for a in demo
+    ]
+    cache = ArticleCache()
+    rng = random.Random(5)
+    from datetime import UTC, datetime
+
+    for n in range(count):
+        source = demo[n % len(demo)]
+        article_id = f"{n:024x}"
+        doc_tokens = {
+            **tokens[n % len(demo)],
+            "title": [*tokens[n % len(demo)]["title"], f"编号{n}"],
+        }
+        cache.published[article_id] = {
+            "_id": article_id,
+            "published_tokens": doc_tokens,
+            "status": "published",
+            "views": rng.randint(0, 5000),
+            "published_at": datetime.now(UTC),
+            "published": {**source, "reading_minutes": 2, "cover_url": None, "media_url": None},
+        }
+    cache.replace(list(cache.published.values()))  # builds the search, topic and popularity indexes
+    search_ms, recommend_ms = [], []
+    for n in range(200):
+        query = QUERIES[n % len(QUERIES)]
+        started = time.perf_counter()
+        found = content_service.list_published(
+            cache, q=query, topic=None, audience="elderly", sort="newest"
+        )
+        _ = [content_service.resident_view(d) for d in found[:20]]
+        search_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        content_service.recommend(
+            cache, wrong={"防诈骗与数字生活": 2, "健康": 1}, group="elderly", read=set()
+        )
+        recommend_ms.append((time.perf_counter() - started) * 1000)
+    hits = len(
+        content_service.list_published(cache, q="诈骗", topic=None, audience=None, sort="newest")
+    )
+    report(f"search, first page of 20 ('诈骗' matches {hits:,})", search_ms)
+    report("recommendations after a quiz", recommend_ms)
+
+
 async def _drop(services: harness.Services, settings: Any) -> None:
     from pymongo import AsyncMongoClient
 
@@ -195,6 +255,7 @@ def main() -> None:
         services.stop()
         services.remove_data()
     print(f"(backend: {services.mongo.name}; machine: shared 2-core)")
+    articles()
     print("== quizzes ==")
     from scripts import bench_quiz
 
