@@ -46,7 +46,6 @@ class ArticleUpdate(ArticleContent):
 
 class AdminArticleQuery(PageQuery):
     status: Literal["draft", "in_review", "published", "retired"] | None = None
-    q: str | None = Field(default=None, max_length=100)
 
 
 class ArticleQuery(PageQuery):
