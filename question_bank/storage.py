@@ -77,7 +77,9 @@ async def get(db: AsyncDatabase, question_id: str) -> Document | None:
     oid = object_id(question_id)
     if oid is None:
         return None
-    return await questions(db).find_one({"_id": oid, "deleted_at": None})
+    # `_id` alone, so FerretDB uses its primary key (it scans for any other filter shape).
+    doc = await questions(db).find_one({"_id": oid})
+    return doc if doc is not None and not doc.get("deleted_at") else None
 
 
 async def update_if_version(
