@@ -13,6 +13,7 @@ from content import storage
 from content.cache import ArticleCache
 from content.models import ArticleContent
 from content.sanitize import reading_minutes, sanitize_markdown
+from question_bank import storage as question_storage
 from question_bank.errors import FourEyesRequired, InvalidTransition, StaleVersion
 from question_bank.search import terms
 from server.clock import now
@@ -85,19 +86,8 @@ async def _after_write(
     before: Document | None,
 ) -> None:
     await storage.save_version(db, doc)
-    await storage.audit(
-        db,
-        {
-            "entity": "article",
-            "entity_id": str(doc["_id"]),
-            "action": action,
-            "by": actor,
-            "at": doc["changed_at"],
-            "version": doc["version"],
-            "status": doc["status"],
-            "before": before,
-            "after": doc["content"],
-        },
+    await question_storage.audit_change(
+        db, "article", doc, action=action, actor=actor, before=before
     )
     await storage.note_change(kv)
     await cache.load(db)  # this process sees its own write at once; others within a second
@@ -234,19 +224,8 @@ async def delete(
     )
     if doc is None:
         raise await _conflict(db, article_id)
-    await storage.audit(
-        db,
-        {
-            "entity": "article",
-            "entity_id": article_id,
-            "action": "delete",
-            "by": actor,
-            "at": at,
-            "version": doc["version"],
-            "status": "deleted",
-            "before": current["content"],
-            "after": None,
-        },
+    await question_storage.audit_change(
+        db, "article", doc, action="delete", actor=actor, before=current["content"], deleted=True
     )
     await storage.note_change(kv)
     await cache.load(db)

@@ -116,10 +116,6 @@ async def release_version(db: AsyncDatabase, article_id: str, version: int) -> N
     await db["article_versions"].delete_one({"_id": f"{article_id}:{version}"})
 
 
-async def audit(db: AsyncDatabase, entry: Document) -> None:
-    await db["audit_log"].insert_one(entry)
-
-
 async def insert_many(db: AsyncDatabase, docs: list[Document]) -> None:
     if docs:
         await db[ARTICLES].insert_many(docs)

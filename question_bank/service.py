@@ -83,20 +83,7 @@ async def _after_write(
     before: Document | None,
 ) -> None:
     await storage.save_version(db, doc)
-    await storage.audit(
-        db,
-        {
-            "entity": "question",
-            "entity_id": str(doc["_id"]),
-            "action": action,
-            "by": actor,
-            "at": doc["changed_at"],
-            "version": doc["version"],
-            "status": doc["status"],
-            "before": before,
-            "after": doc["content"],
-        },
-    )
+    await storage.audit_change(db, "question", doc, action=action, actor=actor, before=before)
     bank.apply(doc)
     await storage.announce_change(kv, doc)
 
@@ -301,19 +288,8 @@ async def delete(
     )
     if doc is None:
         raise await _stale_or_missing(db, question_id)
-    await storage.audit(
-        db,
-        {
-            "entity": "question",
-            "entity_id": question_id,
-            "action": "delete",
-            "by": actor,
-            "at": at,
-            "version": doc["version"],
-            "status": "deleted",
-            "before": current["content"],
-            "after": None,
-        },
+    await storage.audit_change(
+        db, "question", doc, action="delete", actor=actor, before=current["content"], deleted=True
     )
     bank.apply(doc)
     await storage.announce_change(kv, doc)

@@ -229,8 +229,30 @@ async def get_version(db: AsyncDatabase, question_id: str, version: int) -> Docu
     return await db["question_versions"].find_one({"_id": version_key(question_id, version)})
 
 
-async def audit(db: AsyncDatabase, entry: Document) -> None:
-    await db["audit_log"].insert_one(entry)
+async def audit_change(
+    db: AsyncDatabase,
+    entity: str,
+    doc: Document,
+    *,
+    action: str,
+    actor: str,
+    before: Document | None,
+    deleted: bool = False,
+) -> None:
+    """One audit record (who, what, when, before/after) for a question or an article."""
+    await db["audit_log"].insert_one(
+        {
+            "entity": entity,
+            "entity_id": str(doc["_id"]),
+            "action": action,
+            "by": actor,
+            "at": doc["changed_at"],
+            "version": doc["version"],
+            "status": "deleted" if deleted else doc["status"],
+            "before": before,
+            "after": None if deleted else doc["content"],
+        }
+    )
 
 
 async def audit_trail(db: AsyncDatabase, entity: str, entity_id: str) -> list[Document]:
