@@ -65,6 +65,13 @@ class ArticleCache:
         self.replace(await storage.all_live(db))
         self._loaded_at = time.monotonic()
 
+    async def reload_after_write(self, db: AsyncDatabase, kv: Kv) -> None:
+        """Signal other processes, then reload here at once (the writer sees its own change);
+        the counter value is remembered so the polling loop doesn't load it a second time."""
+        counter = await storage.note_change(kv)
+        await self.load(db)
+        self._seen = counter
+
     async def poll_once(self, db: AsyncDatabase, kv: Kv) -> None:
         try:
             counter: int | None = await storage.change_counter(kv)

@@ -12,19 +12,16 @@ from content.models import (
     ArticleUpdate,
     SuggestQuery,
 )
+from question_bank.models import VersionBody
 from question_bank.search import terms
 from scoring import storage as scoring_storage
 from server import users
-from server.http import Handler, endpoint, json_response, parse_model, read_json
+from server.http import Handler, endpoint, json_response, read_optional
 from server.keys import ARTICLES, DB, KV, PRINCIPAL
-from server.models import ApiModel, PageQuery
+from server.models import PageQuery
 
 WRITERS = ("editor",)
 READERS = ("editor", "analyst")
-
-
-class VersionBody(ApiModel):
-    version: int | None = None
 
 
 def _actor(request: web.Request) -> str:
@@ -102,16 +99,14 @@ async def delete_article(request: web.Request) -> web.Response:
 
 def _workflow(action: str, summary: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        version = None
-        if (await request.read()).strip():
-            version = parse_model(VersionBody, await read_json(request)).version
+        body = await read_optional(request, VersionBody)
         app = request.app
         doc = await service.transition(
             app[DB],
             app[KV],
             app[ARTICLES],
             article_id=request.match_info["article_id"],
-            version=version,
+            version=body.version if body else None,
             action=action,
             actor=_actor(request),
         )

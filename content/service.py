@@ -14,7 +14,8 @@ from content.cache import ArticleCache
 from content.models import ArticleContent
 from content.sanitize import reading_minutes, sanitize_markdown
 from question_bank import storage as question_storage
-from question_bank.errors import FourEyesRequired, InvalidTransition, StaleVersion
+from question_bank import workflow
+from question_bank.errors import StaleVersion
 from question_bank.search import terms
 from server.clock import now
 from server.errors import NotFound
@@ -89,8 +90,7 @@ async def _after_write(
     await question_storage.audit_change(
         db, "article", doc, action=action, actor=actor, before=before
     )
-    await storage.note_change(kv)
-    await cache.load(db)  # this process sees its own write at once; others within a second
+    await cache.reload_after_write(db, kv)
 
 
 async def create(
@@ -168,39 +168,19 @@ async def transition(
     action: str,
     actor: str,
 ) -> Document:
-    """submit (draft → in_review), publish (draft/in_review → published, not by the last
-    author) or retire (→ retired)."""
+    """submit, publish or retire (see `question_bank.workflow`); published articles also
+    keep the segmented snapshot the search index uses."""
     current = await get_or_raise(db, article_id=article_id)
-    allowed = {
-        "submit": ("draft",),
-        "publish": ("draft", "in_review"),
-        "retire": ("draft", "in_review", "published"),
-    }[action]
-    if version is not None and version != current["version"]:
-        raise StaleVersion(
-            "文章已被他人修改，请刷新后重试", details={"current_version": current["version"]}
-        )
-    if current["status"] not in allowed:
-        raise InvalidTransition("文章当前状态不允许此操作", details={"status": current["status"]})
-    if action == "publish" and current["updated_by"] == actor:
-        raise FourEyesRequired("不能发布自己最后修改的文章，请由另一位编辑审核发布")
-    at = now()
-    fields: Document = {"changed_at": at}
-    if action == "submit":
-        fields["status"] = "in_review"
-    elif action == "publish":
-        fields.update(
-            status="published",
-            published=current["content"],
-            published_version=current["version"],
-            published_tokens=_tokens(current["content"]),
-            reviewed_by=actor,
-            published_at=at,
-        )
-    else:
-        fields.update(status="retired", retired_by=actor, retired_at=at)
+    workflow.check_transition(current, action=action, actor=actor, version=version, noun="文章")
+    fields = workflow.transition_fields(current, action=action, actor=actor, at=now())
+    if action == "publish":
+        fields["published_tokens"] = _tokens(current["content"])
     doc = await storage.update_if_version(
-        db, article_id, version=current["version"], statuses=allowed, fields=fields
+        db,
+        article_id,
+        version=current["version"],
+        statuses=workflow.ALLOWED_FROM[action],
+        fields=fields,
     )
     if doc is None:
         raise await _conflict(db, article_id)
@@ -212,8 +192,7 @@ async def delete(
     db: AsyncDatabase, kv: Kv, cache: ArticleCache, *, article_id: str, actor: str
 ) -> None:
     current = await get_or_raise(db, article_id=article_id)
-    if current["status"] != "draft" or current.get("published_version"):
-        raise InvalidTransition("只能删除从未发布过的草稿；已发布的文章请下线")
+    workflow.check_deletable(current, noun="文章")
     at = now()
     doc = await storage.update_if_version(
         db,
@@ -227,8 +206,7 @@ async def delete(
     await question_storage.audit_change(
         db, "article", doc, action="delete", actor=actor, before=current["content"], deleted=True
     )
-    await storage.note_change(kv)
-    await cache.load(db)
+    await cache.reload_after_write(db, kv)
 
 
 def editor_view(doc: Document) -> Document:

@@ -131,8 +131,8 @@ async def existing_titles(db: AsyncDatabase) -> set[str]:
 # ------------------------------------------------------------------ change signal, views, reads
 
 
-async def note_change(kv: Kv) -> None:
-    await kv.redis.incr(kv.key("articles:changes"))
+async def note_change(kv: Kv) -> int:
+    return int(await kv.redis.incr(kv.key("articles:changes")))
 
 
 async def change_counter(kv: Kv) -> int:

@@ -21,7 +21,7 @@ from question_bank.models import (
     VersionBody,
 )
 from server.errors import PayloadTooLarge, ValidationFailed
-from server.http import Handler, endpoint, json_response, parse_model, read_json
+from server.http import Handler, endpoint, json_response, read_optional
 from server.keys import BANK, DB, KV, PRINCIPAL
 
 WRITERS = ("editor",)
@@ -36,13 +36,6 @@ def _actor(request: web.Request) -> str:
 
 def _qid(request: web.Request) -> str:
     return request.match_info["question_id"]
-
-
-async def _optional_version(request: web.Request) -> int | None:
-    """Workflow actions accept an empty body or {"version": n}."""
-    if not (await request.read()).strip():
-        return None
-    return parse_model(VersionBody, await read_json(request)).version
 
 
 @endpoint(roles=WRITERS, body=QuestionCreate, response=QuestionRead, status=201, tag="questions")
@@ -111,13 +104,14 @@ async def delete_question(request: web.Request) -> web.Response:
 def _workflow(action: str, doc: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         app = request.app
-        verb = getattr(service, action)
-        result = await verb(
+        body = await read_optional(request, VersionBody)
+        result = await service.transition(
             app[DB],
             app[KV],
             app[BANK],
             question_id=_qid(request),
-            version=await _optional_version(request),
+            version=body.version if body else None,
+            action=action,
             actor=_actor(request),
         )
         return json_response(service.to_read(result))

@@ -13,13 +13,11 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from question_bank import storage
+from question_bank import storage, workflow
 from question_bank.cache import BankCache, duplicate_tokens
 from question_bank.duplicates import content_hash
 from question_bank.errors import (
     DuplicateQuestion,
-    FourEyesRequired,
-    InvalidTransition,
     QuestionNotFound,
     StaleVersion,
 )
@@ -166,35 +164,25 @@ async def update(
     return doc
 
 
-async def _transition(
+async def transition(
     db: AsyncDatabase,
     kv: Kv,
     bank: BankCache,
     *,
     question_id: str,
     version: int | None,
-    allowed: tuple[str, ...],
     action: str,
     actor: str,
-    fields: Document,
-    unset: tuple[str, ...] = (),
-    current: Document | None = None,
 ) -> Document:
-    current = current or await get_or_raise(db, question_id=question_id)
-    if version is not None and version != current["version"]:
-        raise StaleVersion(details={"current_version": current["version"]})
-    if current["status"] not in allowed:
-        raise InvalidTransition(
-            details={"status": current["status"], "allowed_from": list(allowed)}
-        )
-    at = now()
+    """submit, publish or retire (see `workflow`); four-eyes applies to publishing."""
+    current = await get_or_raise(db, question_id=question_id)
+    workflow.check_transition(current, action=action, actor=actor, version=version, noun="题目")
     doc = await storage.update_if_version(
         db,
         question_id,
         version=current["version"],
-        allowed_statuses=allowed,
-        set_fields={**fields, "changed_at": at, **_resolve(fields, current, actor, at)},
-        unset_fields=unset,
+        allowed_statuses=workflow.ALLOWED_FROM[action],
+        set_fields=workflow.transition_fields(current, action=action, actor=actor, at=now()),
     )
     if doc is None:
         raise await _stale_or_missing(db, question_id)
@@ -202,81 +190,12 @@ async def _transition(
     return doc
 
 
-def _resolve(fields: Document, current: Document, actor: str, at: Any) -> Document:
-    """Fill in the values a transition takes from the current document."""
-    resolved: Document = {}
-    if fields.get("status") == "published":
-        resolved = {
-            "published": current["content"],
-            "published_version": current["version"],
-            "reviewed_by": actor,
-            "published_at": at,
-        }
-    elif fields.get("status") == "retired":
-        resolved = {"retired_by": actor, "retired_at": at}
-    return resolved
-
-
-async def submit(
-    db: AsyncDatabase, kv: Kv, bank: BankCache, *, question_id: str, version: int | None, actor: str
-) -> Document:
-    return await _transition(
-        db,
-        kv,
-        bank,
-        question_id=question_id,
-        version=version,
-        allowed=("draft",),
-        action="submit",
-        actor=actor,
-        fields={"status": "in_review", "submitted_by": actor},
-    )
-
-
-async def publish(
-    db: AsyncDatabase, kv: Kv, bank: BankCache, *, question_id: str, version: int | None, actor: str
-) -> Document:
-    """Four-eyes: whoever last wrote the content can't be the one who publishes it."""
-    current = await get_or_raise(db, question_id=question_id)
-    if current["updated_by"] == actor:
-        raise FourEyesRequired()
-    return await _transition(
-        db,
-        kv,
-        bank,
-        question_id=question_id,
-        version=version,
-        allowed=("draft", "in_review"),
-        action="publish",
-        actor=actor,
-        fields={"status": "published"},
-    )
-
-
-async def retire(
-    db: AsyncDatabase, kv: Kv, bank: BankCache, *, question_id: str, version: int | None, actor: str
-) -> Document:
-    return await _transition(
-        db,
-        kv,
-        bank,
-        question_id=question_id,
-        version=version,
-        allowed=("draft", "in_review", "published"),
-        action="retire",
-        actor=actor,
-        fields={"status": "retired"},
-    )
-
-
 async def delete(
     db: AsyncDatabase, kv: Kv, bank: BankCache, *, question_id: str, actor: str
 ) -> None:
-    """Only a draft that was never published can be deleted (a published one is retired, so
-    attempts that served it keep their meaning). The document stays as a tombstone."""
+    """Delete a never-published draft; the document stays as a tombstone."""
     current = await get_or_raise(db, question_id=question_id)
-    if current["status"] != "draft" or current.get("published_version"):
-        raise InvalidTransition("只能删除从未发布过的草稿；已发布的题目请下线")
+    workflow.check_deletable(current, noun="题目")
     at = now()
     doc = await storage.update_if_version(
         db,

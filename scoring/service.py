@@ -445,22 +445,27 @@ async def _after_stored(
 
 
 async def _award(ctx: QuizContext, doc: Document) -> None:
+    """Add the points to the county's and the township's boards for week, month and all
+    time; a board that is missing (lost, or never built) is rebuilt from attempts instead,
+    which already include this one."""
     township = doc["profile"]["township_code"]
-    boards = []
-    for period in ("week", "month", "all"):
-        scopes = [("county", None)] + ([("township", township)] if township else [])
-        for scope, code in scopes:
-            board = storage.board_key(
-                ctx.kv, scope if code is None else f"t:{code}", period, doc["periods"][period]
+    targets = [
+        (period, code)
+        for period in ("week", "month", "all")
+        for code in ([None, township] if township else [None])
+    ]
+    boards = [
+        storage.board_key(ctx.kv, code, period, doc["periods"][period]) for period, code in targets
+    ]
+    built = await storage.boards_built(ctx.kv, boards)
+    for (period, code), board, exists in zip(targets, boards, built, strict=True):
+        if not exists:
+            await rebuild_board(
+                ctx, board, period=period, key=doc["periods"][period], township=code
             )
-            if await storage.board_built(ctx.kv, board):
-                boards.append(board)
-            else:  # lost or never built: rebuild from attempts (which include this one)
-                await rebuild_board(
-                    ctx, board, period=period, key=doc["periods"][period], township=code
-                )
-    if doc["points"] and boards:
-        await storage.add_points(ctx.kv, boards, doc["user_id"], doc["points"])
+    ready = [board for board, exists in zip(boards, built, strict=True) if exists]
+    if doc["points"] and ready:
+        await storage.add_points(ctx.kv, ready, doc["user_id"], doc["points"])
 
 
 async def rebuild_board(
@@ -491,15 +496,15 @@ async def leaderboard(
                 "township：请先在个人资料中选择乡镇，或指定 township 参数",
                 details=[{"field": "township", "message": "缺少乡镇"}],
             )
-    code = f"t:{township}" if scope == "township" else "county"
-    board = storage.board_key(ctx.kv, code, period, now_keys[period])
-    if not await storage.board_built(ctx.kv, board):
+    board_township = township if scope == "township" else None
+    board = storage.board_key(ctx.kv, board_township, period, now_keys[period])
+    if not (await storage.boards_built(ctx.kv, [board]))[0]:
         await rebuild_board(
             ctx,
             board,
             period=period,
             key=now_keys[period],
-            township=township if scope == "township" else None,
+            township=board_township,
         )
     rows, total = await storage.read_board(ctx.kv, board, start=skip, stop=skip + limit - 1)
     me = str(user["_id"])

@@ -177,12 +177,17 @@ async def forget_user_state(kv: Kv, user_id: str) -> None:
 # ------------------------------------------------------------------ leaderboards
 
 
-def board_key(kv: Kv, scope: str, period: str, key: str) -> str:
-    return kv.key("lb", scope, period, key)
+def board_key(kv: Kv, township: str | None, period: str, key: str) -> str:
+    """The county's board, or a township's when `township` is given."""
+    return kv.key("lb", f"t:{township}" if township else "county", period, key)
 
 
-async def board_built(kv: Kv, board: str) -> bool:
-    return bool(await kv.redis.exists(board + ":built"))
+async def boards_built(kv: Kv, boards: list[str]) -> list[bool]:
+    """Which boards exist (were built from MongoDB), in one round trip."""
+    async with kv.redis.pipeline(transaction=False) as pipe:
+        for board in boards:
+            pipe.exists(board + ":built")
+        return [bool(found) for found in await pipe.execute()]
 
 
 async def replace_board(kv: Kv, board: str, points: dict[str, float]) -> None:

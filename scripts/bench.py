@@ -37,7 +37,7 @@ QUERIES = [
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
 async def timed(action: Callable[[], Awaitable[Any]], repeat: int) -> list[float]:

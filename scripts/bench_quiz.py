@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from scripts import services as harness
+from scripts.bench import percentile
 
 DURATION = 4.0
 CONCURRENCY = (64, 256)
@@ -59,18 +60,13 @@ async def load(
     return time.perf_counter() - started, latencies, errors
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
 def line(
     name: str, elapsed: float, latencies: list[float], errors: int, base_rps: float | None
 ) -> float:
     rps = len(latencies) / elapsed
     ratio = f"{rps / base_rps:6.1%} of baseline" if base_rps else "baseline"
     print(
-        f"{name:<34} {rps:8.0f} req/s  p50 {pct(latencies, 0.5):7.1f} ms  p99 {pct(latencies, 0.99):7.1f} ms"
+        f"{name:<34} {rps:8.0f} req/s  p50 {percentile(latencies, 0.5):7.1f} ms  p99 {percentile(latencies, 0.99):7.1f} ms"
         f"  errors {errors:<4} {ratio}"
     )
     return rps

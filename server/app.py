@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -81,15 +81,15 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         await pool.aclose()  # a pool passed in explicitly is not closed by the client
 
 
-async def _bank_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Load jieba's dictionary and the question bank before serving, then keep the bank
-    fresh in the background."""
-    await asyncio.to_thread(search.tokenizer)
-    bank = BankCache()
-    await bank.start(app[DB], app[KV])
-    app[BANK] = bank
+@contextlib.asynccontextmanager
+async def _in_background(
+    run: Callable[[asyncio.Event], Coroutine[Any, Any, None]], name: str
+) -> AsyncIterator[None]:
+    """Run a polling loop while the app serves. It is stopped by an event, not by
+    cancellation alone: a cancellation landing inside a driver call is not reliably
+    propagated. Cancelled only if it does not finish within 10 s."""
     stop = asyncio.Event()
-    task = asyncio.create_task(bank.run(app[DB], app[KV], stop), name="bank-refresh")
+    task = asyncio.create_task(run(stop), name=name)
     try:
         yield
     finally:
@@ -97,7 +97,18 @@ async def _bank_ctx(app: web.Application) -> AsyncIterator[None]:
         done, _ = await asyncio.wait({task}, timeout=10)
         if not done:
             task.cancel()
-            log.warning("bank refresh task did not stop in time; cancelled")
+            log.warning("background task did not stop in time; cancelled", extra={"task": name})
+
+
+async def _bank_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load jieba's dictionary and the question bank before serving, then keep the bank
+    fresh in the background."""
+    await asyncio.to_thread(search.tokenizer)
+    bank = BankCache()
+    await bank.start(app[DB], app[KV])
+    app[BANK] = bank
+    async with _in_background(lambda stop: bank.run(app[DB], app[KV], stop), "bank-refresh"):
+        yield
 
 
 async def _articles_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -105,15 +116,12 @@ async def _articles_ctx(app: web.Application) -> AsyncIterator[None]:
     cache = ArticleCache()
     await cache.load(app[DB])
     app[ARTICLES] = cache
-    stop = asyncio.Event()
-    task = asyncio.create_task(cache.run(app[DB], app[KV], stop), name="article-refresh")
-    try:
+    async with _in_background(lambda stop: cache.run(app[DB], app[KV], stop), "article-refresh"):
         yield
-    finally:
-        stop.set()
-        await asyncio.wait({task}, timeout=10)
-        with contextlib.suppress(Exception):
-            await fold_views(app[DB], app[KV])
+    try:
+        await fold_views(app[DB], app[KV])
+    except Exception:
+        log.warning("could not fold view counts at shutdown; they stay in Redis for the next fold")
 
 
 async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -122,14 +130,12 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
     writer.start()
     app[ATTEMPT_WRITER] = writer
     app[ITEM_STATS] = buffer = ItemStatsBuffer(app[DB])
-    stop = asyncio.Event()
-    flusher = asyncio.create_task(buffer.run(stop), name="item-stats-flush")
-    try:
-        yield
-    finally:
-        await writer.stop()
-        stop.set()
-        await asyncio.wait({flusher}, timeout=10)
+    # The writer stops first, so the statistics of its last attempts are in the final flush.
+    async with _in_background(buffer.run, "item-stats-flush"):
+        try:
+            yield
+        finally:
+            await writer.stop()
 
 
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -83,6 +83,13 @@ async def read_json(request: web.Request) -> Any:
         raise ValidationFailed("请求体不是有效的 JSON", details=[]) from None
 
 
+async def read_optional(request: web.Request, model: type[M]) -> M | None:
+    """An optional JSON body: None when the request has none (e.g. workflow actions)."""
+    if not (await request.read()).strip():
+        return None
+    return parse_model(model, await read_json(request), location="body")
+
+
 def parse_model(model: type[M], data: Any, *, location: str = "body") -> M:
     try:
         return model.model_validate(data)
