@@ -34,7 +34,14 @@ MODE_RULES = {
     "daily": ModeRules(count=5, time_limit_seconds=10 * 60),
     "practice": ModeRules(count=10, time_limit_seconds=30 * 60),
     "contest": ModeRules(count=20, time_limit_seconds=15 * 60),
+    # Generous: a literacy measure, not a speed test (twice that again for the elderly).
+    "assessment": ModeRules(count=30, time_limit_seconds=45 * 60),
 }
+# Items per dimension, proportional to the 40/20/20/20 weights of the national survey.
+ASSESSMENT_BLUEPRINT = {"knowledge": 12, "method": 6, "spirit": 6, "application": 6}
+# Expected share correct for the editors' difficulty rating (1 easy … 5 hard), used until an
+# item has enough attempts for its observed facility to be trusted.
+PRIOR_FACILITY = {1: 0.85, 2: 0.72, 3: 0.6, 4: 0.45, 5: 0.3}
 GROUP_RULES = {"elderly": GroupRules(time_factor=2.0, max_options=3, multiple_in_daily=False)}
 DEFAULT_GROUP_RULES = GroupRules()
 
@@ -120,3 +127,42 @@ def _option_order(q: PublishedQuestion, rules: GroupRules, rng: random.Random) -
         keys = list(q.answer) + rng.sample(wrong, rules.max_options - len(q.answer))
     rng.shuffle(keys)
     return tuple(keys)
+
+
+def expected_facility(question: PublishedQuestion, facility: dict[str, float]) -> float:
+    """Observed share correct (enough attempts) or the editors' rating's prior."""
+    observed = facility.get(f"{question.id}:{question.version}")
+    return observed if observed is not None else PRIOR_FACILITY.get(question.difficulty, 0.6)
+
+
+def assemble_assessment(
+    bank: Iterable[PublishedQuestion],
+    *,
+    rng: random.Random,
+    facility: dict[str, float],
+) -> list[ServedQuestion] | None:
+    """A standard form by the blueprint, or None if a dimension lacks items.
+
+    Forms are made comparable by stratified sampling: each dimension's items are ranked by
+    expected facility and cut into as many strata as items are needed, one item drawn from
+    each, so every form spans the same range of difficulty. Options are shuffled but never
+    dropped (the elderly rule would make a form easier, and forms must be comparable)."""
+    by_dimension: dict[str, list[PublishedQuestion]] = {d: [] for d in ASSESSMENT_BLUEPRINT}
+    for question in bank:
+        if question.dimension in by_dimension:
+            by_dimension[question.dimension].append(question)
+    form: list[PublishedQuestion] = []
+    for dimension, needed in ASSESSMENT_BLUEPRINT.items():
+        pool = sorted(by_dimension[dimension], key=lambda q: (expected_facility(q, facility), q.id))
+        if len(pool) < needed:
+            return None
+        form.extend(_one_per_stratum(pool, needed, rng))
+    rng.shuffle(form)
+    return [ServedQuestion(q, _option_order(q, DEFAULT_GROUP_RULES, rng)) for q in form]
+
+
+def _one_per_stratum(
+    ranked: list[PublishedQuestion], strata: int, rng: random.Random
+) -> list[PublishedQuestion]:
+    bounds = [round(i * len(ranked) / strata) for i in range(strata + 1)]
+    return [rng.choice(ranked[bounds[i] : bounds[i + 1]]) for i in range(strata)]

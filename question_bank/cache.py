@@ -27,6 +27,7 @@ from pymongo.errors import PyMongoError
 from question_bank import storage
 from question_bank.duplicates import NearDuplicateIndex
 from question_bank.search import SearchIndex
+from question_bank.stats import MIN_ATTEMPTS_FOR_FLAGS
 from server.kv import Kv
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,9 @@ class BankCache:
     published: dict[str, PublishedQuestion] = field(default_factory=dict)
     search: SearchIndex = field(default_factory=lambda: SearchIndex(weights=SEARCH_WEIGHTS))
     near: NearDuplicateIndex = field(default_factory=NearDuplicateIndex)
+    # Observed share correct per "id:version" with enough attempts (assessment forms use it
+    # to balance difficulty); refreshed with every full reload.
+    facility: dict[str, float] = field(default_factory=dict)
     # Bumped whenever the published set changes, so derived structures can be rebuilt lazily.
     generation: int = 0
     _watermark: datetime | None = None
@@ -125,6 +129,7 @@ class BankCache:
     async def load(self, db: AsyncDatabase) -> None:
         """Replace the whole snapshot with what is stored."""
         stored = await storage.load_all(db)
+        self.facility = await storage.facilities(db, min_attempts=MIN_ATTEMPTS_FOR_FLAGS)
         for doc in stored:
             self.apply(doc)
         for gone in set(self.docs) - {str(doc["_id"]) for doc in stored}:

@@ -316,6 +316,16 @@ async def add_item_responses(
         await db["item_stats"].bulk_write(ops[start : start + BULK_UPDATE_CHUNK], ordered=False)
 
 
+async def facilities(db: AsyncDatabase, *, min_attempts: int) -> dict[str, float]:
+    """Share correct per "id:version" for items with at least `min_attempts` answers."""
+    cursor = db["item_stats"].find({}, {"n": 1, "sx": 1})
+    return {
+        str(doc["_id"]): doc["sx"] / doc["n"]
+        async for doc in cursor
+        if doc.get("n", 0) >= min_attempts
+    }
+
+
 async def item_stats(db: AsyncDatabase, question_id: str) -> list[Document]:
     cursor = db["item_stats"].find({"question_id": question_id}, {"_id": 0})
     return await cursor.sort("version", 1).to_list()

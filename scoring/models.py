@@ -71,6 +71,10 @@ class QuizResult(ApiModel):
     points: int
     results: list[QuestionResult]
     recommended_articles: list[dict[str, object]]
+    # Assessments only (0–100 in four dimensions, and the tier).
+    dimension_scores: dict[str, float] | None = None
+    total: float | None = None
+    tier: Literal["advanced", "literate", "basic", "low"] | None = None
 
 
 class LeaderboardQuery(PageQuery):
@@ -81,3 +85,47 @@ class LeaderboardQuery(PageQuery):
 
 class TownshipRankingQuery(ApiModel):
     period: Literal["week", "month", "all"] = "week"
+
+
+# ------------------------------------------------------------------ census, targets, statistics
+
+AgeBand = Literal["0-17", "18-29", "30-39", "40-49", "50-59", "60-69", "70+"]
+Period = Annotated[str, StringConstraints(pattern=r"^\d{4}(-(0[1-9]|1[0-2]))?$")]
+
+
+class CensusRow(ApiModel):
+    township_code: str = Field(min_length=1, max_length=20)
+    age_band: AgeBand
+    gender: Gender
+    education: Education | None = None
+    population: int = Field(ge=0, le=10_000_000)
+
+
+class CensusPut(ApiModel):
+    rows: list[CensusRow] = Field(min_length=1, max_length=50_000)
+
+
+class TargetPut(ApiModel):
+    year: int = Field(ge=2020, le=2100)
+    literate_share: float = Field(gt=0, lt=1)
+
+
+class LiteracyQuery(ApiModel):
+    by: Literal["township", "group", "county"] = "township"
+    period: Period | None = None
+    group: Group | None = None
+
+
+class ParticipationQuery(PageQuery):
+    by: Literal["township"] = "township"
+    period: Period | None = None
+
+
+class TrendQuery(ApiModel):
+    township: str | None = Field(default=None, max_length=20)
+    year: int | None = Field(default=None, ge=2020, le=2100)
+
+
+class ExportQuery(ApiModel):
+    format: Literal["xlsx"] = "xlsx"
+    period: Period | None = None

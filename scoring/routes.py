@@ -15,7 +15,17 @@ from scoring.models import (
 )
 from server import users
 from server.http import endpoint, json_response
-from server.keys import ARTICLES, ATTEMPT_WRITER, BANK, DB, ITEM_STATS, KV, PRINCIPAL, SETTINGS
+from server.keys import (
+    ARTICLES,
+    ATTEMPT_WRITER,
+    BANK,
+    CELL_WRITER,
+    DB,
+    ITEM_STATS,
+    KV,
+    PRINCIPAL,
+    SETTINGS,
+)
 from server.models import ApiModel, Page, PageQuery
 from server.settings import quiz_signing_key
 
@@ -54,6 +64,7 @@ def quiz_context(app: web.Application) -> service.QuizContext:
         partial_credit=settings.multiple_choice_partial_credit,
         item_stats=app[ITEM_STATS],
         articles=app[ARTICLES],
+        cells=app[CELL_WRITER],
     )
 
 

@@ -22,10 +22,11 @@ from question_bank import storage as question_storage
 from question_bank.cache import BankCache, PublishedQuestion
 from question_bank.stats import Response
 from question_bank.stats_buffer import ItemStatsBuffer
-from scoring import storage, tickets
+from scoring import assessments, storage, tickets
+from scoring.cells import CellWriter
 from scoring.periods import period_keys, seconds_until_next_day
 from scoring.writer import AttemptWriter
-from server.errors import ApiError, Conflict, NotFound, ValidationFailed
+from server.errors import Conflict, NotFound, ValidationFailed
 from server.kv import Kv
 from server.users import age_band
 
@@ -69,6 +70,7 @@ class QuizContext:
     partial_credit: str
     item_stats: ItemStatsBuffer
     articles: ArticleCache
+    cells: CellWriter
 
 
 # ------------------------------------------------------------------ starting a quiz
@@ -77,12 +79,10 @@ class QuizContext:
 async def start_quiz(
     ctx: QuizContext, *, user: Document, mode: str, topic: str | None, channel: str | None
 ) -> Document:
-    if mode == "assessment":
-        raise ApiError(
-            "科学素质测评尚未开放，敬请期待", code="assessment_unavailable", details=None
-        )
-    user_id, group = str(user["_id"]), user.get("profile", {}).get("group")
     now = datetime.now(UTC)
+    if mode == "assessment":
+        return await assessments.start(ctx, user=user, channel=channel, now=now)
+    user_id, group = str(user["_id"]), user.get("profile", {}).get("group")
     periods = period_keys(now)
     if mode == "daily":
         return await _daily(
@@ -245,10 +245,23 @@ async def submit_quiz(
         # result is returned unchanged (it is the one the points were awarded for).
         stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
         if stored is not None:
+            await _finish_cells(ctx, stored)
             return stored["response"]
+        if ticket.mode == "assessment":
+            raise assessments.AssessmentDone()
         raise AlreadyDone("本期答题已完成，不能重复提交")
+    await _finish_cells(ctx, doc)
     await _after_stored(ctx, doc, questions)
     return doc["response"]
+
+
+async def _finish_cells(ctx: QuizContext, attempt: Document) -> None:
+    """Add a stored assessment to the estimates' cells, unless that was done already. A
+    retry after a failure between storing and counting completes the count; a crash between
+    counting and marking it counted would count it twice, which `rebuild-stats` repairs."""
+    result = attempt.get("assessment")
+    if result is not None and not result.get("cells_applied"):
+        await ctx.cells.apply(attempt)
 
 
 def _validate_answers(ticket: tickets.Ticket, answers: list[Any]) -> dict[str, set[str]]:
@@ -315,11 +328,11 @@ async def _score(
     now: datetime,
 ) -> Document:
     results, marks = [], {}
+    # The assessment is scored as the national survey is: all or nothing per item.
+    credit = "none" if ticket.mode == "assessment" else ctx.partial_credit
     for ref in ticket.questions:
         question = questions[ref.question_id]
-        marks[ref.question_id] = mark(
-            question, chosen.get(ref.question_id, set()), ctx.partial_credit
-        )
+        marks[ref.question_id] = mark(question, chosen.get(ref.question_id, set()), credit)
         shown = tickets_shown_keys(ref.order, question.answer)
         results.append(
             {
@@ -332,12 +345,14 @@ async def _score(
     periods = period_keys(now)
     score = round(sum(marks.values()) * POINTS_PER_CORRECT)
     bonus = await _streak_bonus(ctx, ticket, str(user["_id"]), periods["day"]) if score else 0
+    # The assessment is a measure, not a game: it earns no points for the leaderboards.
+    points = 0 if ticket.mode == "assessment" else score + bonus
     response = {
         "quiz_id": quiz_id,
         "score": score,
         "max_score": POINTS_PER_CORRECT * len(ticket.questions),
         "correct_count": sum(1 for m in marks.values() if m == 1.0),
-        "points": score + bonus,
+        "points": points,
         "results": results,
         "recommended_articles": await _recommendations(ctx, user, questions, marks),
     }
@@ -352,7 +367,7 @@ async def _score(
         "issued_at": datetime.fromtimestamp(ticket.issued_at, UTC),
         "submitted_at": now,
         "periods": periods,
-        "points": score + bonus,
+        "points": points,
         "items": [
             {
                 "question_id": r.question_id,
@@ -379,6 +394,11 @@ async def _score(
         doc["once_key"] = f"{doc['user_id']}:daily:{periods['day']}"
     elif ticket.mode == "contest":
         doc["once_key"] = f"{doc['user_id']}:contest:{periods[ctx.contest_window]}"
+    elif ticket.mode == "assessment":
+        result = await assessments.scored(ctx, ticket=ticket, marks=marks, questions=questions)
+        doc["assessment"] = result
+        doc["once_key"] = f"{doc['user_id']}:assessment:{result['month']}"
+        response.update({k: result[k] for k in ("dimension_scores", "total", "tier")})
     return doc
 
 

@@ -3,6 +3,7 @@ residents' quiz state and leaderboards."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
@@ -11,6 +12,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from server.kv import Kv, text
 
 Document = dict[str, Any]
+
+# FerretDB 1.24 stalls on bulk updates of 100 or more existing documents.
+BULK_CHUNK = 50
 
 
 async def upsert_townships(db: AsyncDatabase, townships: list[Document]) -> int:
@@ -220,3 +224,136 @@ async def rank_of(kv: Kv, board: str, user_id: str) -> tuple[int | None, float |
     rank = await kv.redis.zrevrank(board, user_id)
     score = await kv.redis.zscore(board, user_id)
     return (None if rank is None else int(rank) + 1), score  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ assessments and their cells
+
+CELLS = "literacy_cells"
+
+
+async def assessment_claim(db: AsyncDatabase, user_id: str, month: str) -> str | None:
+    """The quiz id of the resident's assessment of this month, if one was started."""
+    doc = await db["assessment_claims"].find_one({"_id": f"{user_id}:{month}"})
+    return doc["quiz_id"] if doc else None
+
+
+async def claim_assessment(
+    db: AsyncDatabase, user_id: str, month: str, quiz_id: str, *, replacing: str | None
+) -> str:
+    """Record the month's assessment (or replace an expired, unsubmitted one); returns the
+    quiz id that holds the claim, which is another one if a concurrent start won."""
+    from pymongo.errors import DuplicateKeyError
+
+    claims, claim_id = db["assessment_claims"], f"{user_id}:{month}"
+    if replacing is not None:
+        await claims.update_one(
+            {"_id": claim_id, "quiz_id": replacing}, {"$set": {"quiz_id": quiz_id}}
+        )
+    else:
+        with contextlib.suppress(DuplicateKeyError):
+            await claims.insert_one({"_id": claim_id, "quiz_id": quiz_id})
+    held = await claims.find_one({"_id": claim_id})
+    return held["quiz_id"] if held else quiz_id
+
+
+async def first_of_year(db: AsyncDatabase, user_id: str, year: str, attempt_id: str) -> bool:
+    """Whether this attempt is the resident's first assessment of the year (idempotent: a
+    retry of the same attempt gets the same answer)."""
+    from pymongo.errors import DuplicateKeyError
+
+    firsts, first_id = db["assessment_firsts"], f"{user_id}:{year}"
+    try:
+        await firsts.insert_one({"_id": first_id, "attempt_id": attempt_id})
+        return True
+    except DuplicateKeyError:
+        held = await firsts.find_one({"_id": first_id})
+        return bool(held and held["attempt_id"] == attempt_id)
+
+
+async def increment_cells(
+    db: AsyncDatabase, increments: list[tuple[str, Document, dict[str, float]]]
+) -> None:
+    """Apply (cell id, identifying fields, increments) in chunks (FerretDB stalls on large
+    bulk updates); the caller makes sure no two run at once for the same cells."""
+    ops = [
+        UpdateOne({"_id": cell_id}, {"$inc": inc, "$setOnInsert": fields}, upsert=True)
+        for cell_id, fields, inc in increments
+    ]
+    for start in range(0, len(ops), BULK_CHUNK):
+        await db[CELLS].bulk_write(ops[start : start + BULK_CHUNK], ordered=False)
+
+
+async def mark_cells_applied(db: AsyncDatabase, attempt_ids: list[str]) -> None:
+    ops = [UpdateOne({"_id": i}, {"$set": {"assessment.cells_applied": True}}) for i in attempt_ids]
+    for start in range(0, len(ops), BULK_CHUNK):
+        await db[ATTEMPTS].bulk_write(ops[start : start + BULK_CHUNK], ordered=False)
+
+
+async def read_cells(db: AsyncDatabase, periods: list[str]) -> list[Document]:
+    return await db[CELLS].find({"period": {"$in": periods}}).to_list()
+
+
+async def cell_periods(db: AsyncDatabase) -> list[Document]:
+    pipeline = [{"$group": {"_id": "$period", "respondents": {"$sum": "$n"}}}]
+    return await (await db[CELLS].aggregate(pipeline)).to_list()
+
+
+def scored_assessments(db: AsyncDatabase) -> Any:
+    """Every stored assessment, for a rebuild of the cells."""
+    return db[ATTEMPTS].find({"mode": "assessment"}, {"assessment": 1, "profile": 1, "channel": 1})
+
+
+async def replace_cells(db: AsyncDatabase, docs: list[Document]) -> None:
+    """Swap in rebuilt cells: written to a staging collection, then renamed into place, so
+    readers see the old cells or the new, never a half-written set. (FerretDB lacks
+    renameCollection's dropTarget, hence two renames a moment apart.) Run it while no
+    assessments are being submitted: one counted in that moment may be missed, and running
+    it again recovers it."""
+    staging, retired = db[f"{CELLS}_rebuild"], db[f"{CELLS}_retired"]
+    await staging.drop()
+    await retired.drop()
+    for start in range(0, len(docs), 1000):
+        await staging.insert_many(docs[start : start + 1000], ordered=False)
+    if CELLS in await db.list_collection_names():
+        await db[CELLS].rename(retired.name)
+    if docs:
+        await staging.rename(CELLS)
+        await db[CELLS].create_index("period", name="period")
+    await retired.drop()
+
+
+# ------------------------------------------------------------------ census and targets
+
+
+async def get_census(db: AsyncDatabase) -> Document | None:
+    return await db["county_settings"].find_one({"_id": "census"})
+
+
+async def put_census(db: AsyncDatabase, doc: Document) -> None:
+    """One document, replaced whole: readers never see half of an old and half of a new census."""
+    await db["county_settings"].replace_one({"_id": "census"}, doc, upsert=True)
+
+
+async def get_targets(db: AsyncDatabase) -> dict[str, float]:
+    doc = await db["county_settings"].find_one({"_id": "targets"})
+    return dict(doc["by_year"]) if doc else {}
+
+
+async def put_target(db: AsyncDatabase, year: int, share: float, actor: str) -> None:
+    await db["county_settings"].update_one(
+        {"_id": "targets"},
+        {"$set": {f"by_year.{year}": share, f"set_by.{year}": actor}},
+        upsert=True,
+    )
+
+
+async def insert_new_attempts(db: AsyncDatabase, docs: list[Document]) -> None:
+    """Insert attempts, skipping ids already stored (the demo seed runs again and again)."""
+    from pymongo.errors import BulkWriteError
+
+    for start in range(0, len(docs), 500):
+        try:
+            await db[ATTEMPTS].insert_many(docs[start : start + 500], ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != 11000 for e in error.details["writeErrors"]):
+                raise

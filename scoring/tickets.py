@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bson import ObjectId
 
-MODES = ("daily", "practice", "contest")
+MODES = ("daily", "practice", "contest", "assessment")
 _VERSION = 1
 _HEADER = struct.Struct(">BB12sII6sB")  # version, mode, user, issued, deadline, nonce, count
 _QUESTION = struct.Struct(">12sH3s")  # question id, version, option order (6 nibbles)

@@ -1,4 +1,4 @@
-"""Command line: `python -m server serve | create-user | seed-demo`."""
+"""Command line: `python -m server serve | create-user | seed-demo | rebuild-stats`."""
 
 from __future__ import annotations
 
@@ -70,21 +70,32 @@ def create_user(settings: Settings, args: argparse.Namespace) -> None:
         raise SystemExit(error.message) from None
 
 
-def seed_demo(settings: Settings, _args: argparse.Namespace) -> None:
+def seed_demo(settings: Settings, args: argparse.Namespace) -> None:
     from server import seed
 
     async def run() -> dict[str, int]:
         async with database(settings) as db:
-            return await seed.seed_demo(db)
+            return await seed.seed_demo(db, assessments=not args.no_assessments)
 
     for name, count in asyncio.run(run()).items():
         print(f"{name}: {count}")
+
+
+def rebuild_stats(settings: Settings, _args: argparse.Namespace) -> None:
+    from scoring import cells
+
+    async def run() -> int:
+        async with database(settings) as db:
+            return await cells.rebuild(db)
+
+    print(f"cells: {asyncio.run(run())}")
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[None] | None]] = {
     "serve": serve,
     "create-user": create_user,
     "seed-demo": seed_demo,
+    "rebuild-stats": rebuild_stats,
 }
 
 
@@ -95,7 +106,11 @@ def main(argv: list[str] | None = None) -> None:
     create = sub.add_parser("create-user", help="create a staff user; password on standard input")
     create.add_argument("--username", required=True)
     create.add_argument("--role", required=True, choices=["editor", "analyst", "admin"])
-    sub.add_parser("seed-demo", help="load the demo county idempotently")
+    demo = sub.add_parser("seed-demo", help="load the demo county idempotently")
+    demo.add_argument(
+        "--no-assessments", action="store_true", help="skip the synthetic demo assessments"
+    )
+    sub.add_parser("rebuild-stats", help="recompute the literacy cells from the stored assessments")
     args = parser.parse_args(argv)
     configure_logging()
     COMMANDS[args.command](load_settings(), args)

@@ -18,6 +18,8 @@ from content.cache import ArticleCache, fold_views
 from question_bank import search
 from question_bank.cache import BankCache
 from question_bank.stats_buffer import ItemStatsBuffer
+from scoring import estimates
+from scoring.cells import CellWriter
 from scoring.writer import AttemptWriter
 from server import middlewares, routes
 from server.http import spec_of
@@ -25,7 +27,9 @@ from server.keys import (
     ARTICLES,
     ATTEMPT_WRITER,
     BANK,
+    CELL_WRITER,
     DB,
+    ESTIMATES,
     HTTP,
     ITEM_STATS,
     KV,
@@ -129,6 +133,10 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
     writer = AttemptWriter(app[DB])
     writer.start()
     app[ATTEMPT_WRITER] = writer
+    cells = CellWriter(app[DB], on_change=lambda: estimates.cells_changed(app[KV]))
+    cells.start()
+    app[CELL_WRITER] = cells
+    app[ESTIMATES] = estimates.EstimatesCache()
     app[ITEM_STATS] = buffer = ItemStatsBuffer(app[DB])
     # The writer stops first, so the statistics of its last attempts are in the final flush.
     async with _in_background(buffer.run, "item-stats-flush"):
@@ -136,6 +144,7 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
         finally:
             await writer.stop()
+            await cells.stop()
 
 
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:

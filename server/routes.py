@@ -69,5 +69,11 @@ def _domain_setups() -> list[Any]:
     from content import routes as content_routes
     from question_bank import routes as question_routes
     from scoring import routes as scoring_routes
+    from scoring import stats_routes
 
-    return [scoring_routes.setup, question_routes.setup, content_routes.setup]
+    return [
+        scoring_routes.setup,
+        stats_routes.setup,
+        question_routes.setup,
+        content_routes.setup,
+    ]

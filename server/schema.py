@@ -49,6 +49,13 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     # _id is "<article_id>:<version>".
     "article_versions": [IndexModel([("article_id", ASCENDING)], name="article")],
+    "attempts": [
+        # One daily quiz per day, one contest per window, one assessment per month.
+        IndexModel([("once_key", ASCENDING)], name="once_key", unique=True, sparse=True),
+        IndexModel([("user_id", ASCENDING), ("submitted_at", DESCENDING)], name="user_submitted"),
+    ],
+    # _id is "<period>|<township>|<group>|<age band>|<gender>|<education>".
+    "literacy_cells": [IndexModel([("period", ASCENDING)], name="period")],
     "item_stats": [
         IndexModel(
             [("question_id", ASCENDING), ("version", ASCENDING)],

@@ -246,15 +246,6 @@ async def test_leaderboard_is_rebuilt_from_mongodb_when_redis_loses_it(
     assert top["code"] == "450223102" and top["participants"] == 1 and top["per_1000"] > 0
 
 
-async def test_assessment_is_not_open_yet(resident_client: Any) -> None:
-    token = await resident(resident_client, "n")
-    response = await start(resident_client, token, mode="assessment")
-    assert (
-        response.status == 400
-        and (await response.json())["error"]["code"] == "assessment_unavailable"
-    )
-
-
 async def test_deleting_the_account_erases_personal_data_and_keeps_anonymous_answers(
     resident_client: Any,
 ) -> None:

@@ -1,0 +1,262 @@
+"""The association's statistics: literacy by township, group and county, participation and
+trend, computed from the cells (never by rescanning attempts) and the admins' census.
+
+Fitting a period (raking plus the MRP posterior) is the costly step, so each process keeps
+the last few fitted periods, keyed by a version that every cell write bumps in Redis (and by
+the census's own timestamp): a new assessment or census makes the next request refit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import redis.exceptions
+from pymongo.asynchronous.database import AsyncDatabase
+
+from scoring import census as census_service
+from scoring import estimation as est
+from scoring import report, storage
+from scoring.assessment import HEADLINE_AGE_BANDS
+from scoring.periods import COUNTY_TZ
+from server.kv import Kv, text
+
+log = logging.getLogger(__name__)
+Document = dict[str, Any]
+CACHED_PERIODS = 32
+COUNTY_NAME = "全县"
+
+METHOD = (
+    "具备科学素质比例指18—69岁受测居民中测评总分达到70分（含）的比例，测评按科学知识40分、"
+    "科学方法20分、科学精神与思想20分、应用科学的能力20分计分。乡镇和全县的加权比例采用多层回归"
+    "与事后分层（MRP）：以年龄段、性别、文化程度及乡镇随机效应的概率单位（probit）模型拟合各单元的测评结果，"
+    "再按人口普查的乡镇×年龄段×性别×文化程度人口加权；区间为95%后验区间。人群及其他分组的加权"
+    "比例用各乡镇样本按普查人口边际校准（raking）后的权重计算，区间为按Kish有效样本量计算的Wilson"
+    "区间。每位居民在统计期内只计首次测评。受测人数不足10人的分组不公布，并对另一分组作补充抑制，"
+    "以免由合计反推。居民自愿参加测评，加权只能校正年龄、性别、文化程度和乡镇构成带来的偏差，"
+    "组织动员和对科学感兴趣者更愿参加所带来的偏差无法由此消除；本测评参照全国公民科学素质调查的"
+    "方法，但并非同一调查工具，结果不能与全国调查数据直接比较。"
+)
+
+
+class EstimatesCache:
+    """Fitted periods, most recently used last."""
+
+    def __init__(self) -> None:
+        self._fitted: OrderedDict[tuple[str, str], report.Analysis] = OrderedDict()
+        self._lock = asyncio.Lock()
+
+    async def analysis(self, db: AsyncDatabase, kv: Kv, period: str) -> report.Analysis:
+        county = await _county(db)
+        key = (period, f"{await _cells_version(kv)}|{county['census_version']}")
+        async with self._lock:  # one fit per period at a time; the others wait for it
+            if key in self._fitted:
+                self._fitted.move_to_end(key)
+                return self._fitted[key]
+            docs = await storage.read_cells(db, [period])
+            frame = report.frame(docs, [t["code"] for t in county["townships"]])
+            fitted = await asyncio.to_thread(
+                report.analyse, frame, county["townships"], county["census"]
+            )
+            if key[1].startswith("none|"):
+                return fitted  # no version to key on (Redis away): don't keep it
+            self._fitted[key] = fitted
+            while len(self._fitted) > CACHED_PERIODS:
+                self._fitted.popitem(last=False)
+            return fitted
+
+
+async def cells_changed(kv: Kv) -> None:
+    """Tell every process's cache that cells changed (best effort: without Redis the
+    caches are bypassed, see `_cells_version`)."""
+    with contextlib.suppress(redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        await kv.redis.incr(kv.key("stats", "cells_version"))
+
+
+async def _cells_version(kv: Kv) -> str:
+    try:
+        value = await kv.redis.get(kv.key("stats", "cells_version"))
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        return "none"
+    return text(value) if value else "0"
+
+
+async def _county(db: AsyncDatabase) -> Document:
+    names = await storage.township_names(db)
+    townships = [{"code": code, "name": names[code]["name"]} for code in sorted(names)]
+    doc = await storage.get_census(db)
+    return {
+        "townships": townships,
+        "census": headline_census(doc, [t["code"] for t in townships]) if doc else None,
+        "census_version": doc["updated_at"].isoformat() if doc else "none",
+        "population_all_ages": all_ages_population(doc, names),
+    }
+
+
+def headline_census(doc: Document, codes: list[str]) -> est.FloatArray:
+    """The census as T × 5 age bands × 2 genders (× 4 education levels), ages 18–69."""
+    index = {code: i for i, code in enumerate(codes)}
+    shape = (len(codes), len(HEADLINE_AGE_BANDS), 2) + ((4,) if doc["has_education"] else ())
+    array = np.zeros(shape)
+    for row in doc["rows"]:
+        code, band, gender, education = row["t"], row["a"], row["g"], row["e"]
+        if code not in index or band not in HEADLINE_AGE_BANDS:
+            continue
+        at: tuple[int, ...] = (
+            index[code],
+            HEADLINE_AGE_BANDS.index(band),
+            est.GENDERS.index(gender),
+        )
+        if doc["has_education"]:
+            at = (*at, est.EDUCATIONS.index(education))
+        array[at] += row["p"]
+    return array
+
+
+def all_ages_population(doc: Document | None, townships: dict[str, Document]) -> dict[str, int]:
+    if doc is None:
+        return {code: int(t.get("population") or 0) for code, t in townships.items()}
+    totals = dict.fromkeys(townships, 0)
+    for row in doc["rows"]:
+        if row["t"] in totals:
+            totals[row["t"]] += row["p"]
+    return totals
+
+
+def current_year() -> str:
+    return str(datetime.now(UTC).astimezone(COUNTY_TZ).year)
+
+
+# ------------------------------------------------------------------ the breakdowns
+
+
+async def literacy(
+    db: AsyncDatabase,
+    kv: Kv,
+    cache: EstimatesCache,
+    *,
+    by: str,
+    period: str | None,
+    group: str | None,
+) -> Document:
+    period = period or current_year()
+    analysis = await cache.analysis(db, kv, period)
+    county = report.county_row(analysis, group, COUNTY_NAME)
+    if by == "township":
+        rows = report.rows_by_township(analysis, group)
+    elif by == "group":
+        rows = report.rows_by_group(analysis)
+    else:
+        rows = [county]
+    return {
+        "period": period,
+        "by": by,
+        "group": group,
+        "rows": rows,
+        "county": county,
+        "other_ages": report.other_age_rows(analysis),
+        "target": await _target(db, analysis, period),
+        "channels": report.channel_rows(analysis),
+        "estimator": "mrp" if analysis.mrp is not None and group is None else "raking",
+        "method": METHOD if analysis.census is not None else METHOD_WITHOUT_CENSUS,
+    }
+
+
+METHOD_WITHOUT_CENSUS = "尚未载入人口普查数据，只能给出未加权的原始比例，不能代表全县人口。"
+
+
+async def _target(db: AsyncDatabase, analysis: report.Analysis, period: str) -> Document | None:
+    """The whole county (whatever the group filter) against the plan's target."""
+    chosen = census_service.target_for(await storage.get_targets(db), int(period[:4]))
+    county = report.county_row(analysis, None, COUNTY_NAME)
+    if chosen is None or county["suppressed"] or county["weighted_share"] is None:
+        return None
+    year, share = chosen
+    if analysis.mrp is not None:
+        progress = est.target_from_draws(analysis.mrp.county_draws, share)
+    else:
+        progress = est.target_from_share(county["weighted_share"], county["n_eff"], share)
+    return {
+        "year": year,
+        "literate_share": share,
+        "gap": round(progress.gap, 6),
+        "probability_reached": round(progress.probability_reached, 4),
+    }
+
+
+async def participation(
+    db: AsyncDatabase, kv: Kv, cache: EstimatesCache, *, period: str | None
+) -> Document:
+    """Respondents (of every age) per 1,000 residents, by township."""
+    period = period or current_year()
+    analysis = await cache.analysis(db, kv, period)
+    population = (await _county(db))["population_all_ages"]
+    items = []
+    for township in analysis.townships:
+        n = analysis.frame.respondents_all_ages.get(township["code"], 0)
+        items.append(
+            _participation(
+                township["code"], township["name"], n, population.get(township["code"], 0)
+            )
+        )
+    total_n = sum(item["respondents"] for item in items)
+    county = _participation("county", COUNTY_NAME, total_n, sum(population.values()))
+    return {"period": period, "by": "township", "items": items, "county": county}
+
+
+def _participation(key: str, name: str, respondents: int, population: int) -> Document:
+    per_1000 = round(respondents / population * 1000, 3) if population else None
+    return {
+        "key": key,
+        "name": name,
+        "respondents": respondents,
+        "population": population,
+        "per_1000": per_1000,
+    }
+
+
+async def trend(
+    db: AsyncDatabase, kv: Kv, cache: EstimatesCache, *, township: str | None, year: int | None
+) -> Document:
+    """Month by month for the county or one township, up to the current month."""
+    today = datetime.now(UTC).astimezone(COUNTY_TZ)
+    year = year or today.year
+    last = today.month if year == today.year else 12 if year < today.year else 0
+    county = await _county(db)
+    codes = [t["code"] for t in county["townships"]]
+    if township is not None and township not in codes:
+        from server.errors import NotFound
+
+        raise NotFound("找不到该乡镇", code="township_not_found")
+    rows = []
+    for month in range(1, last + 1):
+        analysis = await cache.analysis(db, kv, f"{year}-{month:02d}")
+        if township is None:
+            row = report.county_row(analysis, None, COUNTY_NAME)
+        else:
+            row = report.rows_by_township(analysis, None)[codes.index(township)]
+        rows.append({"period": f"{year}-{month:02d}", **_trend_fields(row)})
+    name = COUNTY_NAME if township is None else county["townships"][codes.index(township)]["name"]
+    return {"township": township, "name": name, "year": year, "rows": rows}
+
+
+def _trend_fields(row: Document) -> Document:
+    names = ("respondents", "raw_share", "weighted_share", "ci_low", "ci_high", "suppressed")
+    return {name: row[name] for name in names}
+
+
+async def periods(db: AsyncDatabase) -> list[Document]:
+    found = await storage.cell_periods(db)
+    items = [
+        {
+            "period": d["_id"],
+            "kind": "year" if len(d["_id"]) == 4 else "month",
+            "respondents": int(d["respondents"]),
+        }
+        for d in found
+    ]
+    return sorted(items, key=lambda item: item["period"], reverse=True)

@@ -1,0 +1,134 @@
+"""HTTP routes for the association: census and targets (admins), literacy estimates,
+participation, trend and the xlsx report (analysts and admins)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from scoring import census, estimates, export
+from scoring.models import (
+    CensusPut,
+    ExportQuery,
+    LiteracyQuery,
+    ParticipationQuery,
+    TargetPut,
+    TrendQuery,
+)
+from server.http import endpoint, json_response
+from server.keys import DB, ESTIMATES, KV, PRINCIPAL
+from server.models import PageQuery
+
+ADMIN = ("admin",)
+ANALYST = ("analyst", "admin")
+
+
+def _actor(request: web.Request) -> str:
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    return principal.user_id
+
+
+@endpoint(roles=ADMIN, body=CensusPut, tag="association")
+async def put_census(request: web.Request, *, body: CensusPut) -> web.Response:
+    """Replace the census margins (township × age band × gender, optionally × education)."""
+    stored = await census.replace_census(request.app[DB], body.rows, actor=_actor(request))
+    return json_response(stored)
+
+
+@endpoint(roles=ANALYST, tag="association")
+async def get_census(request: web.Request) -> web.Response:
+    """Summarise the census margins currently loaded."""
+    from scoring import storage
+
+    return json_response(census.summary(await storage.get_census(request.app[DB])))
+
+
+@endpoint(roles=ADMIN, body=TargetPut, tag="association")
+async def put_target(request: web.Request, *, body: TargetPut) -> web.Response:
+    """Set the plan's literate-share target for a year."""
+    result = await census.set_target(
+        request.app[DB], year=body.year, share=body.literate_share, actor=_actor(request)
+    )
+    return json_response(result)
+
+
+@endpoint(roles=ANALYST, tag="association")
+async def get_targets(request: web.Request) -> web.Response:
+    """List the targets by year."""
+    return json_response({"targets": await census.targets_list(request.app[DB])})
+
+
+@endpoint(roles=ANALYST, query=LiteracyQuery, tag="association")
+async def literacy(request: web.Request, *, query: LiteracyQuery) -> web.Response:
+    """Literate share (ages 18–69) by township, group or county, with 95% intervals."""
+    app = request.app
+    body = await estimates.literacy(
+        app[DB], app[KV], app[ESTIMATES], by=query.by, period=query.period, group=query.group
+    )
+    return json_response(body)
+
+
+@endpoint(roles=ANALYST, query=ParticipationQuery, tag="association")
+async def participation(request: web.Request, *, query: ParticipationQuery) -> web.Response:
+    """Respondents per 1,000 residents by township."""
+    app = request.app
+    body = await estimates.participation(app[DB], app[KV], app[ESTIMATES], period=query.period)
+    items = body.pop("items")
+    page = items[query.skip : query.skip + query.page_size]
+    return json_response(
+        {
+            **body,
+            "items": page,
+            "total": len(items),
+            "page": query.page,
+            "page_size": query.page_size,
+        }
+    )
+
+
+@endpoint(roles=ANALYST, query=TrendQuery, tag="association")
+async def trend(request: web.Request, *, query: TrendQuery) -> web.Response:
+    """Month-by-month literate share of the county or one township."""
+    app = request.app
+    body = await estimates.trend(
+        app[DB], app[KV], app[ESTIMATES], township=query.township, year=query.year
+    )
+    return json_response(body)
+
+
+@endpoint(roles=ANALYST, query=PageQuery, tag="association")
+async def periods(request: web.Request, *, query: PageQuery) -> web.Response:
+    """Periods (years and months) that have assessments, newest first."""
+    items = await estimates.periods(request.app[DB])
+    return json_response(
+        {
+            "items": items[query.skip : query.skip + query.page_size],
+            "total": len(items),
+            "page": query.page,
+            "page_size": query.page_size,
+        }
+    )
+
+
+@endpoint(roles=ANALYST, query=ExportQuery, tag="association")
+async def export_report(request: web.Request, *, query: ExportQuery) -> web.Response:
+    """Download the report for the county government (xlsx, Chinese headers)."""
+    app = request.app
+    content, period = await export.report(app[DB], app[KV], app[ESTIMATES], period=query.period)
+    return web.Response(
+        body=content,
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="literacy-report-{period}.xlsx"'},
+    )
+
+
+def setup(app: web.Application, api: str) -> None:
+    app.router.add_put(f"{api}/admin/census", put_census)
+    app.router.add_get(f"{api}/admin/census", get_census)
+    app.router.add_put(f"{api}/admin/targets", put_target)
+    app.router.add_get(f"{api}/admin/targets", get_targets)
+    app.router.add_get(f"{api}/stats/literacy", literacy)
+    app.router.add_get(f"{api}/stats/participation", participation)
+    app.router.add_get(f"{api}/stats/trend", trend)
+    app.router.add_get(f"{api}/stats/periods", periods)
+    app.router.add_get(f"{api}/stats/export", export_report)
