@@ -1,4 +1,10 @@
 # Production image: slim, non-root, with a health check against /healthz.
+# ECharts for the dashboard comes from the npm registry and is served by the app itself.
+FROM node:20-slim AS assets
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml ./
@@ -6,6 +12,7 @@ COPY server ./server
 COPY question_bank ./question_bank
 COPY scoring ./scoring
 COPY content ./content
+COPY --from=assets /src/node_modules/echarts/dist/echarts.min.js ./server/static/dashboard/vendor/echarts.min.js
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -6,13 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup services run test lint bench eval clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
-# Python dependencies, FerretDB (built once with Go) and Debian's redis-server.
+# Python and npm dependencies (ECharts for the dashboard), FerretDB (built once with Go),
+# Debian's redis-server and Debian's chromium (the dashboard's browser test).
 setup: $(STAMP)
 	$(PY) scripts/services.py build
 
@@ -31,6 +33,10 @@ lint: setup
 
 bench: setup
 	$(PY) -m scripts.bench
+
+# Township estimates validated on a synthetic county with known truth.
+eval: setup
+	$(PY) -m scripts.simulation
 
 clean:
 	rm -rf .services .artifacts

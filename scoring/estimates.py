@@ -51,7 +51,7 @@ class EstimatesCache:
         self._lock = asyncio.Lock()
 
     async def analysis(self, db: AsyncDatabase, kv: Kv, period: str) -> report.Analysis:
-        county = await _county(db)
+        county = await load_county(db)
         key = (period, f"{await _cells_version(kv)}|{county['census_version']}")
         async with self._lock:  # one fit per period at a time; the others wait for it
             if key in self._fitted:
@@ -85,7 +85,7 @@ async def _cells_version(kv: Kv) -> str:
     return text(value) if value else "0"
 
 
-async def _county(db: AsyncDatabase) -> Document:
+async def load_county(db: AsyncDatabase) -> Document:
     names = await storage.township_names(db)
     townships = [{"code": code, "name": names[code]["name"]} for code in sorted(names)]
     doc = await storage.get_census(db)
@@ -194,7 +194,7 @@ async def participation(
     """Respondents (of every age) per 1,000 residents, by township."""
     period = period or current_year()
     analysis = await cache.analysis(db, kv, period)
-    population = (await _county(db))["population_all_ages"]
+    population = (await load_county(db))["population_all_ages"]
     items = []
     for township in analysis.townships:
         n = analysis.frame.respondents_all_ages.get(township["code"], 0)
@@ -226,7 +226,7 @@ async def trend(
     today = datetime.now(UTC).astimezone(COUNTY_TZ)
     year = year or today.year
     last = today.month if year == today.year else 12 if year < today.year else 0
-    county = await _county(db)
+    county = await load_county(db)
     codes = [t["code"] for t in county["townships"]]
     if township is not None and township not in codes:
         from server.errors import NotFound

@@ -136,25 +136,41 @@ def ensure_ferretdb() -> Path:
 
 def ensure_redis() -> str:
     """Find redis-server, installing Debian's package when we are root on Debian."""
-    found = shutil.which("redis-server")
+    return ensure_debian_program(
+        "redis-server",
+        ["redis-server"],
+        "install Redis 7 (e.g. `apt-get install redis-server`) or set REDIS_URL to a running "
+        "Redis and run again.",
+    )
+
+
+def ensure_chromium() -> str:
+    """Debian's Chromium for the dashboard's browser test, with CJK fonts so Chinese text
+    renders (and screenshots can be read)."""
+    return ensure_debian_program(
+        "chromium",
+        ["chromium", "fonts-noto-cjk"],
+        "install Chromium (e.g. `apt-get install chromium fonts-noto-cjk`) and run again.",
+    )
+
+
+def ensure_debian_program(binary: str, packages: list[str], advice: str) -> str:
+    found = shutil.which(binary)
     if found:
         return found
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("harness: installing Debian's redis-server", file=sys.stderr)
+        print(f"harness: installing Debian's {' '.join(packages)}", file=sys.stderr)
         quiet = {"stdout": subprocess.DEVNULL}
         subprocess.run(["apt-get", "update", "-qq"], check=True, **quiet)
         subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "redis-server"],
+            ["apt-get", "install", "-y", "-qq", *packages],
             check=True,
             **quiet,
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
         )
-        found = shutil.which("redis-server")
+        found = shutil.which(binary)
     if not found:
-        raise HarnessError(
-            "redis-server not found: install Redis 7 (e.g. `apt-get install redis-server`) "
-            "or set REDIS_URL to a running Redis and run again."
-        )
+        raise HarnessError(f"{binary} not found: {advice}")
     return found
 
 
@@ -353,6 +369,7 @@ def main() -> int:
         if args.command == "build":
             print(ensure_ferretdb())
             print(ensure_redis())
+            print(ensure_chromium())
             return 0
         return run_demo()
     except HarnessError as error:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server import auth_routes, openapi
+from server import auth_routes, dashboard, openapi
 from server.http import endpoint, json_response
 from server.keys import DB, KV
 from server.middlewares import error_body
@@ -60,6 +60,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get(f"{API}/openapi.json", openapi_document)
     auth_routes.setup(app, API)
+    dashboard.setup(app)
     for setup_domain in _domain_setups():
         setup_domain(app, API)
 
