@@ -87,6 +87,7 @@ async def rebuild(db: AsyncDatabase) -> int:
     async for attempt in storage.scored_assessments(db):
         merge([attempt], into=cells)
     await storage.replace_cells(db, as_documents(cells))
+    await storage.bump_stats_version(db, "cells")
     return len(cells)
 
 

@@ -40,6 +40,7 @@ async def replace_census(db: AsyncDatabase, rows: list[CensusRow], *, actor: str
         "updated_by": actor,
     }
     await storage.put_census(db, doc)
+    await storage.bump_stats_version(db, "census")
     return summary(doc)
 
 

@@ -1,21 +1,20 @@
 """The association's statistics: literacy by township, group and county, participation and
 trend, computed from the cells (never by rescanning attempts) and the admins' census.
 
-Fitting a period (raking plus the MRP posterior) is the costly step, so each process keeps
-the last few fitted periods, keyed by a version that every cell write bumps in Redis (and by
-the census's own timestamp): a new assessment or census makes the next request refit."""
+Reading a period's cells and fitting them (raking plus the MRP posterior) are the costly
+steps, so each process keeps the last few fitted periods, keyed by the stats version that
+every cell write, rebuild and census change replaces: the next request after one refits."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import copy
 import logging
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import redis.exceptions
 from pymongo.asynchronous.database import AsyncDatabase
 
 from scoring import census as census_service
@@ -23,7 +22,7 @@ from scoring import estimation as est
 from scoring import report, storage
 from scoring.assessment import HEADLINE_AGE_BANDS
 from scoring.periods import COUNTY_TZ
-from server.kv import Kv, text
+from server.errors import NotFound
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
@@ -44,45 +43,72 @@ METHOD = (
 
 
 class EstimatesCache:
-    """Fitted periods, most recently used last."""
+    """Fitted periods (most recently used last), the county's census arrays, and the rows
+    already shaped from a fit. Everything is keyed by the stats version document, which
+    every cell write, rebuild and census change replaces with a fresh token: reading it is
+    one lookup by `_id`, while re-reading the cells is the slow part (FerretDB decodes about
+    2,500 cell documents a second)."""
 
     def __init__(self) -> None:
         self._fitted: OrderedDict[tuple[str, str], report.Analysis] = OrderedDict()
+        self._rows: dict[tuple[Any, ...], Any] = {}
+        self._county: tuple[str, Document] | None = None
         self._lock = asyncio.Lock()
 
-    async def analysis(self, db: AsyncDatabase, kv: Kv, period: str) -> report.Analysis:
-        county = await load_county(db)
-        key = (period, f"{await _cells_version(kv)}|{county['census_version']}")
+    async def county(self, db: AsyncDatabase) -> Document:
+        token = (await storage.stats_version(db)).get("census", "none")
+        if self._county is None or self._county[0] != token:
+            self._county = (token, await load_county(db))
+        return self._county[1]
+
+    async def analyses(self, db: AsyncDatabase, periods: list[str]) -> list[report.Analysis]:
+        """Fits of several periods, reading the cells of all the missing ones in one query."""
+        version = await storage.stats_version(db)
+        token = f"{version.get('cells', 'none')}|{version.get('census', 'none')}"
+        county = await self.county(db)
         async with self._lock:  # one fit per period at a time; the others wait for it
-            if key in self._fitted:
-                self._fitted.move_to_end(key)
-                return self._fitted[key]
-            docs = await storage.read_cells(db, [period])
-            frame = report.frame(docs, [t["code"] for t in county["townships"]])
-            fitted = await asyncio.to_thread(
-                report.analyse, frame, county["townships"], county["census"]
-            )
-            if key[1].startswith("none|"):
-                return fitted  # no version to key on (Redis away): don't keep it
-            self._fitted[key] = fitted
+            missing = [p for p in periods if (p, token) not in self._fitted]
+            if missing:
+                await self._fit(db, county, missing, token)
+            for period in periods:
+                self._fitted.move_to_end((period, token))
+            fitted = [self._fitted[(p, token)] for p in periods]
             while len(self._fitted) > CACHED_PERIODS:
                 self._fitted.popitem(last=False)
             return fitted
 
+    async def analysis(self, db: AsyncDatabase, period: str) -> report.Analysis:
+        return (await self.analyses(db, [period]))[0]
 
-async def cells_changed(kv: Kv) -> None:
-    """Tell every process's cache that cells changed (best effort: without Redis the
-    caches are bypassed, see `_cells_version`)."""
-    with contextlib.suppress(redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-        await kv.redis.incr(kv.key("stats", "cells_version"))
+    async def _fit(
+        self, db: AsyncDatabase, county: Document, periods: list[str], token: str
+    ) -> None:
+        docs = await storage.read_cells(db, periods)
+        codes = [t["code"] for t in county["townships"]]
+        for period in periods:
+            frame = report.frame([d for d in docs if d["period"] == period], codes)
+            self._fitted[(period, token)] = await asyncio.to_thread(
+                report.analyse, frame, county["townships"], county["census"]
+            )
+        live = {id(a) for a in self._fitted.values()}
+        self._rows = {k: v for k, v in self._rows.items() if k[0] in live}  # forget evicted fits
+
+    def rows(self, analysis: report.Analysis, kind: str, group: str | None, build: Any) -> Any:
+        """Rows shaped from one fit, built once (deep-copied out: callers may add fields)."""
+        key = (id(analysis), kind, group)
+        held = self._rows.get(key)
+        if held is None or held[0] is not analysis:  # an id can be reused after eviction
+            held = self._rows[key] = (analysis, build())
+        return copy.deepcopy(held[1])
 
 
-async def _cells_version(kv: Kv) -> str:
-    try:
-        value = await kv.redis.get(kv.key("stats", "cells_version"))
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-        return "none"
-    return text(value) if value else "0"
+async def cells_changed(db: AsyncDatabase) -> None:
+    """Tell every process's cache that cells changed."""
+    await storage.bump_stats_version(db, "cells")
+
+
+async def census_changed(db: AsyncDatabase) -> None:
+    await storage.bump_stats_version(db, "census")
 
 
 async def load_county(db: AsyncDatabase) -> Document:
@@ -136,7 +162,6 @@ def current_year() -> str:
 
 async def literacy(
     db: AsyncDatabase,
-    kv: Kv,
     cache: EstimatesCache,
     *,
     by: str,
@@ -144,12 +169,16 @@ async def literacy(
     group: str | None,
 ) -> Document:
     period = period or current_year()
-    analysis = await cache.analysis(db, kv, period)
-    county = report.county_row(analysis, group, COUNTY_NAME)
+    analysis = await cache.analysis(db, period)
+    county = cache.rows(
+        analysis, "county", group, lambda: report.county_row(analysis, group, COUNTY_NAME)
+    )
     if by == "township":
-        rows = report.rows_by_township(analysis, group)
+        rows = cache.rows(
+            analysis, "township", group, lambda: report.rows_by_township(analysis, group)
+        )
     elif by == "group":
-        rows = report.rows_by_group(analysis)
+        rows = cache.rows(analysis, "group", None, lambda: report.rows_by_group(analysis))
     else:
         rows = [county]
     return {
@@ -159,7 +188,7 @@ async def literacy(
         "rows": rows,
         "county": county,
         "other_ages": report.other_age_rows(analysis),
-        "target": await _target(db, analysis, period),
+        "target": await _target(db, cache, analysis, period),
         "channels": report.channel_rows(analysis),
         "estimator": "mrp" if analysis.mrp is not None and group is None else "raking",
         "method": METHOD if analysis.census is not None else METHOD_WITHOUT_CENSUS,
@@ -169,10 +198,14 @@ async def literacy(
 METHOD_WITHOUT_CENSUS = "尚未载入人口普查数据，只能给出未加权的原始比例，不能代表全县人口。"
 
 
-async def _target(db: AsyncDatabase, analysis: report.Analysis, period: str) -> Document | None:
+async def _target(
+    db: AsyncDatabase, cache: EstimatesCache, analysis: report.Analysis, period: str
+) -> Document | None:
     """The whole county (whatever the group filter) against the plan's target."""
     chosen = census_service.target_for(await storage.get_targets(db), int(period[:4]))
-    county = report.county_row(analysis, None, COUNTY_NAME)
+    county = cache.rows(
+        analysis, "county", None, lambda: report.county_row(analysis, None, COUNTY_NAME)
+    )
     if chosen is None or county["suppressed"] or county["weighted_share"] is None:
         return None
     year, share = chosen
@@ -189,12 +222,12 @@ async def _target(db: AsyncDatabase, analysis: report.Analysis, period: str) -> 
 
 
 async def participation(
-    db: AsyncDatabase, kv: Kv, cache: EstimatesCache, *, period: str | None
+    db: AsyncDatabase, cache: EstimatesCache, *, period: str | None
 ) -> Document:
     """Respondents (of every age) per 1,000 residents, by township."""
     period = period or current_year()
-    analysis = await cache.analysis(db, kv, period)
-    population = (await load_county(db))["population_all_ages"]
+    analysis = await cache.analysis(db, period)
+    population = (await cache.county(db))["population_all_ages"]
     items = []
     for township in analysis.townships:
         n = analysis.frame.respondents_all_ages.get(township["code"], 0)
@@ -220,26 +253,29 @@ def _participation(key: str, name: str, respondents: int, population: int) -> Do
 
 
 async def trend(
-    db: AsyncDatabase, kv: Kv, cache: EstimatesCache, *, township: str | None, year: int | None
+    db: AsyncDatabase, cache: EstimatesCache, *, township: str | None, year: int | None
 ) -> Document:
     """Month by month for the county or one township, up to the current month."""
     today = datetime.now(UTC).astimezone(COUNTY_TZ)
     year = year or today.year
     last = today.month if year == today.year else 12 if year < today.year else 0
-    county = await load_county(db)
+    county = await cache.county(db)
     codes = [t["code"] for t in county["townships"]]
     if township is not None and township not in codes:
-        from server.errors import NotFound
-
         raise NotFound("找不到该乡镇", code="township_not_found")
+    months = [f"{year}-{month:02d}" for month in range(1, last + 1)]
     rows = []
-    for month in range(1, last + 1):
-        analysis = await cache.analysis(db, kv, f"{year}-{month:02d}")
+    for month, analysis in zip(months, await cache.analyses(db, months), strict=True):
         if township is None:
-            row = report.county_row(analysis, None, COUNTY_NAME)
+            row = cache.rows(
+                analysis, "county", None, lambda a=analysis: report.county_row(a, None, COUNTY_NAME)
+            )
         else:
-            row = report.rows_by_township(analysis, None)[codes.index(township)]
-        rows.append({"period": f"{year}-{month:02d}", **_trend_fields(row)})
+            by_township = cache.rows(
+                analysis, "township", None, lambda a=analysis: report.rows_by_township(a, None)
+            )
+            row = by_township[codes.index(township)]
+        rows.append({"period": month, **_trend_fields(row)})
     name = COUNTY_NAME if township is None else county["townships"][codes.index(township)]["name"]
     return {"township": township, "name": name, "year": year, "rows": rows}
 

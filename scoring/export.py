@@ -16,7 +16,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from scoring import estimates
 from scoring.periods import COUNTY_TZ
-from server.kv import Kv
 
 Document = dict[str, Any]
 DIMENSION_NAMES = {
@@ -85,14 +84,14 @@ TREND_COLUMNS: list[Column] = [
 
 
 async def report(
-    db: AsyncDatabase, kv: Kv, cache: estimates.EstimatesCache, *, period: str | None
+    db: AsyncDatabase, cache: estimates.EstimatesCache, *, period: str | None
 ) -> tuple[bytes, str]:
     """The workbook's bytes and the period it covers."""
-    by_township = await estimates.literacy(db, kv, cache, by="township", period=period, group=None)
+    by_township = await estimates.literacy(db, cache, by="township", period=period, group=None)
     period = by_township["period"]
-    by_group = await estimates.literacy(db, kv, cache, by="group", period=period, group=None)
-    taking = await estimates.participation(db, kv, cache, period=period)
-    monthly = await estimates.trend(db, kv, cache, township=None, year=int(period[:4]))
+    by_group = await estimates.literacy(db, cache, by="group", period=period, group=None)
+    taking = await estimates.participation(db, cache, period=period)
+    monthly = await estimates.trend(db, cache, township=None, year=int(period[:4]))
     book = Workbook()
     _method_sheet(book.active, by_township)
     _table(book.create_sheet("全县"), LITERACY_COLUMNS, [by_township["county"]])

@@ -15,7 +15,7 @@ from scoring.models import (
     TrendQuery,
 )
 from server.http import endpoint, json_response
-from server.keys import DB, ESTIMATES, KV, PRINCIPAL
+from server.keys import DB, ESTIMATES, PRINCIPAL
 from server.models import PageQuery
 
 ADMIN = ("admin",)
@@ -63,7 +63,7 @@ async def literacy(request: web.Request, *, query: LiteracyQuery) -> web.Respons
     """Literate share (ages 18–69) by township, group or county, with 95% intervals."""
     app = request.app
     body = await estimates.literacy(
-        app[DB], app[KV], app[ESTIMATES], by=query.by, period=query.period, group=query.group
+        app[DB], app[ESTIMATES], by=query.by, period=query.period, group=query.group
     )
     return json_response(body)
 
@@ -72,7 +72,7 @@ async def literacy(request: web.Request, *, query: LiteracyQuery) -> web.Respons
 async def participation(request: web.Request, *, query: ParticipationQuery) -> web.Response:
     """Respondents per 1,000 residents by township."""
     app = request.app
-    body = await estimates.participation(app[DB], app[KV], app[ESTIMATES], period=query.period)
+    body = await estimates.participation(app[DB], app[ESTIMATES], period=query.period)
     items = body.pop("items")
     page = items[query.skip : query.skip + query.page_size]
     return json_response(
@@ -90,9 +90,7 @@ async def participation(request: web.Request, *, query: ParticipationQuery) -> w
 async def trend(request: web.Request, *, query: TrendQuery) -> web.Response:
     """Month-by-month literate share of the county or one township."""
     app = request.app
-    body = await estimates.trend(
-        app[DB], app[KV], app[ESTIMATES], township=query.township, year=query.year
-    )
+    body = await estimates.trend(app[DB], app[ESTIMATES], township=query.township, year=query.year)
     return json_response(body)
 
 
@@ -114,7 +112,7 @@ async def periods(request: web.Request, *, query: PageQuery) -> web.Response:
 async def export_report(request: web.Request, *, query: ExportQuery) -> web.Response:
     """Download the report for the county government (xlsx, Chinese headers)."""
     app = request.app
-    content, period = await export.report(app[DB], app[KV], app[ESTIMATES], period=query.period)
+    content, period = await export.report(app[DB], app[ESTIMATES], period=query.period)
     return web.Response(
         body=content,
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -4,6 +4,7 @@ residents' quiz state and leaderboards."""
 from __future__ import annotations
 
 import contextlib
+import uuid
 from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
@@ -320,6 +321,19 @@ async def replace_cells(db: AsyncDatabase, docs: list[Document]) -> None:
         await staging.rename(CELLS)
         await db[CELLS].create_index("period", name="period")
     await retired.drop()
+
+
+async def stats_version(db: AsyncDatabase) -> Document:
+    """Tokens replaced on every change of the cells or the census (estimates caches key on
+    them; one lookup by `_id`, cheap on every backend)."""
+    return await db["county_settings"].find_one({"_id": "stats_version"}) or {}
+
+
+async def bump_stats_version(db: AsyncDatabase, part: str) -> None:
+    # A fresh random token, not a counter: two processes bumping at once can't collide.
+    await db["county_settings"].update_one(
+        {"_id": "stats_version"}, {"$set": {part: uuid.uuid4().hex}}, upsert=True
+    )
 
 
 # ------------------------------------------------------------------ census and targets

@@ -22,7 +22,7 @@ from scripts import services as harness
 from scripts.bench import report as print_figure
 from scripts.bench import timed
 from server.app import create_app
-from server.keys import DB, KV
+from server.keys import DB
 from tests.conftest import make_settings
 from tests.factories import auth, staff_token
 
@@ -132,7 +132,7 @@ async def run(services: harness.Services) -> None:
         token = await staff_token(client, "analyst")
 
         async def cold(path: str) -> None:
-            await estimates.cells_changed(app[KV])
+            await estimates.cells_changed(app[DB])
             response = await client.get(path, headers=auth(token))
             assert response.status == 200, await response.text()
             await response.read()
