@@ -260,6 +260,10 @@ def main() -> None:
     from scripts import bench_quiz
 
     bench_quiz.main()
+    print("== statistics ==")
+    from scripts import bench_stats
+
+    bench_stats.main()
 
 
 if __name__ == "__main__":

@@ -147,9 +147,9 @@ async def run(services: harness.Services) -> None:
             ("xlsx report (12 monthly periods empty)", "/api/v1/stats/export?format=xlsx"),
         ):
             print_figure(
-                f"{label}, cold (cells changed)", await timed(lambda p=path: cold(p), 5), baseline
+                f"{label}, cold (cells changed)", await timed(lambda p=path: cold(p), 3), baseline
             )
-            print_figure(f"{label}, warm", await timed(lambda p=path: warm(p), 20), baseline)
+            print_figure(f"{label}, warm", await timed(lambda p=path: warm(p), 10), baseline)
 
 
 async def _pure_figures(app: Any) -> None:
