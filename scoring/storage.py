@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from typing import Any
 
+import pymongo
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -290,8 +291,16 @@ async def mark_cells_applied(db: AsyncDatabase, attempt_ids: list[str]) -> None:
         await db[ATTEMPTS].bulk_write(ops[start : start + BULK_CHUNK], ordered=False)
 
 
+# Reading every cell of a period is the one query allowed to be slow: FerretDB decodes about
+# 2,500 documents a second, so a million assessments' cells take tens of seconds there (an
+# indexed query on MongoDB takes well under one). The client's 20 s socket timeout, meant to
+# fail ordinary requests fast, would cut it off.
+CELL_READ_TIMEOUT_SECONDS = 180
+
+
 async def read_cells(db: AsyncDatabase, periods: list[str]) -> list[Document]:
-    return await db[CELLS].find({"period": {"$in": periods}}).to_list()
+    with pymongo.timeout(CELL_READ_TIMEOUT_SECONDS):
+        return await db[CELLS].find({"period": {"$in": periods}}).to_list()
 
 
 async def cell_periods(db: AsyncDatabase) -> list[Document]:
