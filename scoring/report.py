@@ -55,7 +55,7 @@ def frame(docs: list[Document], townships: list[str]) -> Frame:
         if code in everyone:
             everyone[code] += int(doc["n"])
         if doc["age_band"] in OTHER_AGE_NAMES:
-            _add_into(other.setdefault(doc["age_band"], {}), doc)
+            _add_other_age(other.setdefault(doc["age_band"], _empty_sums()), doc)
             continue
         position = _position(doc, index)
         if position is None:
@@ -64,7 +64,9 @@ def frame(docs: list[Document], townships: list[str]) -> Frame:
         tiers.append([doc.get("tiers", {}).get(t, 0) for t in TIERS])
         dims.append([doc["dims"][d]["s"] for d in DIMENSIONS])
         for channel, sums in doc.get("channels", {}).items():
-            _add_into(channels.setdefault(channel, {}), sums)
+            held = channels.setdefault(channel, {"n": 0, "literate": 0})
+            held["n"] += sums.get("n", 0)
+            held["literate"] += sums.get("literate", 0)
     columns = np.array(rows, dtype=np.int64).reshape(-1, 7).T
     return Frame(
         est.Cells(*columns),
@@ -89,13 +91,23 @@ def _position(doc: Document, index: dict[str, int]) -> tuple[int, ...] | None:
         return None
 
 
-def _add_into(target: Document, source: Document) -> None:
-    """Add numeric fields (nested one level) of a cell into a running sum."""
-    for name, value in source.items():
-        if isinstance(value, dict):
-            _add_into(target.setdefault(name, {}), value)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            target[name] = target.get(name, 0) + value
+def _empty_sums() -> Document:
+    return {
+        "n": 0,
+        "literate": 0,
+        "tiers": dict.fromkeys(TIERS, 0),
+        "dims": dict.fromkeys(DIMENSIONS, 0),
+    }
+
+
+def _add_other_age(target: Document, doc: Document) -> None:
+    """Sum what the other-ages rows show: counts, tier counts and dimension score sums."""
+    target["n"] += doc["n"]
+    target["literate"] += doc["literate"]
+    for tier, count in doc.get("tiers", {}).items():
+        target["tiers"][tier] += count
+    for dimension in DIMENSIONS:
+        target["dims"][dimension] += doc["dims"][dimension]["s"]
 
 
 @dataclass(frozen=True)
@@ -160,11 +172,11 @@ def other_age_rows(analysis: Analysis) -> list[Document]:
     """Ages outside 18–69: raw figures only (no census weighting), in their own rows."""
     rows = []
     for band, name in OTHER_AGE_NAMES.items():
-        summed = analysis.frame.other_ages.get(band, {})
-        n = int(summed.get("n", 0))
-        tiers = np.array([summed.get("tiers", {}).get(t, 0) for t in TIERS], dtype=float)
-        dims = np.array([summed.get("dims", {}).get(d, {}).get("s", 0) for d in DIMENSIONS])
-        row = _figures(n, float(summed.get("literate", 0)), float(n), tiers, dims, band, name)
+        summed = analysis.frame.other_ages.get(band, _empty_sums())
+        n = int(summed["n"])
+        tiers = np.array([summed["tiers"][t] for t in TIERS], dtype=float)
+        dims = np.array([summed["dims"][d] for d in DIMENSIONS], dtype=float)
+        row = _figures(n, float(summed["literate"]), float(n), tiers, dims, band, name)
         row["population"] = None
         rows.append(row)
     return _suppressed(rows, total=False)
