@@ -314,18 +314,22 @@ def stop_on_sigterm() -> None:
 
 
 def _write_env(services: Services) -> Path:
+    """Record the servers (and the app's environment, so a command run beside `make run`,
+    such as create-user, gets the same development settings) in `.env`."""
     env_file = ROOT / ".env"
+    written = {
+        "MONGODB_URI": services.mongo.url,
+        "REDIS_URL": services.redis.url,
+        "APP_ENV": os.environ.get("APP_ENV", "development"),
+    }
     kept = []
     if env_file.exists():
         kept = [
             line
             for line in env_file.read_text().splitlines()
-            if not line.startswith(("MONGODB_URI=", "REDIS_URL="))
+            if line.split("=", 1)[0] not in written
         ]
-    env_file.write_text(
-        "\n".join([*kept, f"MONGODB_URI={services.mongo.url}", f"REDIS_URL={services.redis.url}"])
-        + "\n"
-    )
+    env_file.write_text("\n".join([*kept, *(f"{k}={v}" for k, v in written.items())]) + "\n")
     return env_file
 
 
