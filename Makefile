@@ -34,9 +34,11 @@ lint: setup
 bench: setup
 	$(PY) -m scripts.bench
 
-# Township estimates validated on a synthetic county with known truth.
+# Township estimates validated on a synthetic county with known truth: 20 seeded runs of
+# 200 townships in process, then a smaller county pushed through the real HTTP API.
 eval: setup
 	$(PY) -m scripts.simulation
+	$(PY) -m scripts.eval --townships 40 --scale 0.2
 
 clean:
 	rm -rf .services .artifacts

@@ -117,8 +117,10 @@ class Analysis:
     frame: Frame
     townships: list[Document]  # {"code", "name"} in code order
     census: FloatArray | None  # T × 5 × 2 × 4 (or × 5 × 2), headline ages
-    weights: FloatArray | None  # raking weight per cell row
-    raked: est.DomainShares | None
+    weights: FloatArray | None  # per cell row, each township raked to its own census
+    # Per cell row, the whole sample raked to the county's census: for county-wide figures
+    # (the county, groups), where thin townships' collapsed cells would otherwise bias them.
+    county_weights: FloatArray | None
     mrp: MrpFit | None
 
 
@@ -126,9 +128,10 @@ def analyse(frame_: Frame, townships: list[Document], census: FloatArray | None)
     cells = frame_.cells
     if census is None or len(cells) == 0:
         return Analysis(frame_, townships, census, None, None, None)
-    raking = est.rake(cells, census)
+    weights = est.rake(cells, census).weights
+    county_weights = est.rake_county(cells, census).weights
     mrp = fit_mrp(cells, census, draws=MRP_DRAWS, seed=0)
-    return Analysis(frame_, townships, census, raking.weights, raking.township, mrp)
+    return Analysis(frame_, townships, census, weights, county_weights, mrp)
 
 
 # ------------------------------------------------------------------ rows
@@ -153,14 +156,15 @@ def rows_by_group(analysis: Analysis) -> list[Document]:
     cells = analysis.frame.cells
     rows = []
     for g, group in enumerate(est.GROUPS):
-        row = _row(analysis, cells.group == g, key=group, name=GROUP_NAMES[group])
+        row = _row(analysis, cells.group == g, key=group, name=GROUP_NAMES[group], county=True)
         row["population"] = None  # the census has no population by group
         rows.append(row)
     return _suppressed(rows)
 
 
 def county_row(analysis: Analysis, group: str | None, name: str) -> Document:
-    row = _row(analysis, _group_mask(analysis.frame.cells, group), key="county", name=name)
+    mask = _group_mask(analysis.frame.cells, group)
+    row = _row(analysis, mask, key="county", name=name, county=True)
     if analysis.census is not None:
         row["population"] = int(analysis.census.sum())
     if group is None and analysis.mrp is not None and row["respondents"]:
@@ -208,10 +212,11 @@ def _group_mask(cells: est.Cells, group: str | None) -> Any:
     return cells.group == est.GROUPS.index(group)
 
 
-def _row(analysis: Analysis, mask: Any, *, key: str, name: str) -> Document:
+def _row(analysis: Analysis, mask: Any, *, key: str, name: str, county: bool = False) -> Document:
     cells, frame_ = analysis.frame.cells, analysis.frame
     n = cells.n[mask].astype(float)
-    w = analysis.weights[mask] if analysis.weights is not None else np.ones(len(n))
+    weights = analysis.county_weights if county else analysis.weights
+    w = weights[mask] if weights is not None else np.ones(len(n))
     row = _figures(
         int(n.sum()),
         float(cells.literate[mask].sum()),
@@ -221,7 +226,7 @@ def _row(analysis: Analysis, mask: Any, *, key: str, name: str) -> Document:
         key,
         name,
     )
-    if analysis.weights is not None and row["respondents"]:
+    if weights is not None and row["respondents"]:
         share = est.domain_share(cells.select(mask), w)
         row["weighted_share"] = row["raked_share"] = float(share.estimate[0])
         row["ci_low"], row["ci_high"] = float(share.lower[0]), float(share.upper[0])
