@@ -51,14 +51,32 @@ async def start(ctx: QuizContext, *, user: Document, channel: str | None, now: d
     user_id, month = str(user["_id"]), period_keys(now)["month"]
     held = await storage.assessment_claim(ctx.db, user_id, month)
     if held is not None:
-        ticket = tickets.decode(held, ctx.key)
-        if await storage.get_attempt(ctx.db, ticket.attempt_id) is not None:
-            raise AssessmentDone()
-        if ticket.deadline + SUBMIT_GRACE_SECONDS > now.timestamp():
-            return quiz_view(ctx.bank, ticket, held)
+        resumed = await _resume(ctx, held, now.timestamp() - SUBMIT_GRACE_SECONDS)
+        if resumed is not None:
+            return resumed
     quiz_id = issue(ctx, user=user, channel=channel, now=now)
     kept = await storage.claim_assessment(ctx.db, user_id, month, quiz_id, replacing=held)
     return quiz_view(ctx.bank, tickets.decode(kept, ctx.key), kept)
+
+
+async def _resume(ctx: QuizContext, held: str, open_after: float) -> Document | None:
+    """The month's assessment if it can still be taken; 409 if it was submitted; None if a
+    new one should replace it (expired, signed with a retired key, or a question on it has
+    since been edited and can't be shown)."""
+    from scoring.service import QuizNotFound, quiz_view
+
+    try:
+        ticket = tickets.decode(held, ctx.key)
+    except tickets.InvalidTicket:
+        return None
+    if await storage.get_attempt(ctx.db, ticket.attempt_id) is not None:
+        raise AssessmentDone()
+    if ticket.deadline <= open_after:
+        return None
+    try:
+        return quiz_view(ctx.bank, ticket, held)
+    except QuizNotFound:
+        return None
 
 
 def issue(ctx: QuizContext, *, user: Document, channel: str | None, now: datetime) -> str:

@@ -18,8 +18,10 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bson.int64 import Int64
 from pymongo.asynchronous.database import AsyncDatabase
 
 from scoring import storage
@@ -84,11 +86,47 @@ async def rebuild(db: AsyncDatabase) -> int:
     """Recompute every cell from the stored assessments and swap them in; returns the count.
     Each attempt counts in the periods recorded when it was submitted."""
     cells: Cells = {}
+    uncounted = []
     async for attempt in storage.scored_assessments(db):
         merge([attempt], into=cells)
+        if not attempt["assessment"].get("cells_applied"):
+            uncounted.append(attempt["_id"])
     await storage.replace_cells(db, as_documents(cells))
+    # Counted now: the sweep must not add them again.
+    await storage.mark_cells_applied(db, uncounted)
     await storage.bump_stats_version(db, "cells")
     return len(cells)
+
+
+async def count_uncounted(writer: CellWriter, *, before: datetime) -> int:
+    """Apply the cells of stored assessments submitted before `before` and never counted."""
+    missed = await storage.uncounted_assessments(writer.db, before=before)
+    for attempt in missed:
+        await writer.apply(attempt)
+        log.info("counted a stored assessment missed by the cells", extra={"id": attempt["_id"]})
+    return len(missed)
+
+
+SWEEP_EVERY_SECONDS = 600
+SWEEP_MIN_AGE_SECONDS = 120  # younger ones may still be on their way through a writer
+
+
+async def sweep_uncounted(writer: CellWriter, stop: asyncio.Event) -> None:
+    """Count stored assessments whose cells were never applied (the process stopped, or the
+    cell write failed and the resident never retried), shortly after start and then every
+    ten minutes."""
+    delay = 60.0
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+            return
+        delay = SWEEP_EVERY_SECONDS
+        try:
+            await count_uncounted(
+                writer, before=datetime.now(UTC) - timedelta(seconds=SWEEP_MIN_AGE_SECONDS)
+            )
+        except Exception:
+            log.exception("sweep of uncounted assessments failed; next try in ten minutes")
 
 
 def as_documents(cells: Cells) -> list[Document]:
@@ -101,7 +139,7 @@ def as_documents(cells: Cells) -> list[Document]:
             target = doc
             for parent in parents:
                 target = target.setdefault(parent, {})
-            target[leaf] = value
+            target[leaf] = Int64(value)  # as the incremental writer stores them
         docs.append(doc)
     return docs
 

@@ -10,6 +10,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from scoring import storage
+from scoring.assessment import HEADLINE_AGE_BANDS
 from scoring.models import CensusRow
 from server.errors import ValidationFailed
 
@@ -55,6 +56,12 @@ def _check_rows(rows: list[CensusRow], known: set[str]) -> None:
     missing = sorted(known - {r.township_code for r in rows})
     if missing:
         problems.append(("rows", f"缺少这些乡镇的人口数：{'、'.join(missing[:10])}"))
+    adults: Counter[str] = Counter()
+    for r in rows:
+        adults[r.township_code] += r.population if r.age_band in HEADLINE_AGE_BANDS else 0
+    empty = sorted(code for code in known if adults[code] == 0)
+    if empty:
+        problems.append(("rows", f"这些乡镇18—69岁人口为0，无法加权：{'、'.join(empty[:10])}"))
     keys = Counter((r.township_code, r.age_band, r.gender, r.education) for r in rows)
     doubled = [key for key, count in keys.items() if count > 1]
     if doubled:

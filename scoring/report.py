@@ -7,6 +7,7 @@ suppression last so that no share of a small row is ever computed into the outpu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ GROUP_NAMES = {
 }
 OTHER_AGE_NAMES = {"0-17": "18岁以下", "70+": "70岁及以上"}
 MRP_DRAWS = 1000
+SHARE_FIELDS = ("raw_share", "weighted_share", "ci_low", "ci_high", "raked_share")
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,46 @@ def rows_by_township(analysis: Analysis, group: str | None) -> list[Document]:
         if group is None and analysis.mrp is not None and row["respondents"]:
             _use_mrp(row, analysis.mrp.township, t)
         rows.append(row)
-    return _suppressed(rows)
+    if group is None:
+        return _suppressed(rows)
+    # One group's townships are a column of the township × group table, whose row totals
+    # (by township) and column totals (by group) are published too: suppress the table as
+    # a whole so no cell follows from a total minus its published neighbours.
+    hidden = suppress_table(township_group_counts(analysis))[:, est.GROUPS.index(group)]
+    return _suppressed(rows, hidden=hidden)
+
+
+def township_group_counts(analysis: Analysis) -> Any:
+    cells = analysis.frame.cells
+    counts = np.zeros((len(analysis.townships), len(est.GROUPS)), dtype=np.int64)
+    np.add.at(counts, (cells.township, cells.group), cells.n)
+    return counts
+
+
+def suppress_table(counts: Any, minimum: int = est.MIN_PUBLISHED) -> Any:
+    """Cells of a two-way table to withhold when both its margins are published: those
+    under `minimum`, then, until none is left alone, in every row and every column holding
+    a withheld cell the smallest published ones, so that each such line withholds at least
+    two cells holding at least `minimum` together."""
+    hidden = counts < minimum
+    changed = True
+    while changed:
+        changed = False
+        for lines, n in ((hidden, counts), (hidden.T, counts.T)):  # .T views share memory
+            for i in range(n.shape[0]):
+                changed |= _complete_line(lines[i], n[i], minimum)
+    return hidden
+
+
+def _complete_line(hidden: Any, n: Any, minimum: int) -> bool:
+    withheld = hidden & (n > 0)
+    if not withheld.any() or (withheld.sum() >= 2 and n[withheld].sum() >= minimum):
+        return False
+    candidates = np.flatnonzero(~hidden & (n > 0))
+    if candidates.size == 0:
+        return False
+    hidden[candidates[np.argmin(n[candidates])]] = True
+    return True
 
 
 def rows_by_group(analysis: Analysis) -> list[Document]:
@@ -163,11 +204,17 @@ def rows_by_group(analysis: Analysis) -> list[Document]:
 
 
 def county_row(analysis: Analysis, group: str | None, name: str) -> Document:
-    mask = _group_mask(analysis.frame.cells, group)
-    row = _row(analysis, mask, key="county", name=name, county=True)
+    row = _row(
+        analysis, _group_mask(analysis.frame.cells, group), key="county", name=name, county=True
+    )
+    if group is not None:
+        # A group's county-wide row is its row of the by-group breakdown: withheld with it.
+        row["population"] = None
+        hidden = rows_by_group(analysis)[est.GROUPS.index(group)]["suppressed"]
+        return _suppressed([row], hidden=[hidden])[0]
     if analysis.census is not None:
         row["population"] = int(analysis.census.sum())
-    if group is None and analysis.mrp is not None and row["respondents"]:
+    if analysis.mrp is not None and row["respondents"]:
         _use_mrp(row, analysis.mrp.county, 0)
     return _suppressed([row], total=False)[0]
 
@@ -200,6 +247,10 @@ def channel_rows(analysis: Analysis) -> list[Document]:
         )
     hidden = est.suppress([r["respondents"] for r in rows], total_published=True).rows
     for row, suppressed in zip(rows, hidden, strict=True):
+        for name in SHARE_FIELDS:  # a degenerate fit must read as "no figure", never NaN
+            value = row.get(name)
+            if isinstance(value, float) and not math.isfinite(value):
+                row[name] = None
         row["suppressed"] = bool(suppressed)
         if suppressed:
             row["raw_share"] = None
@@ -282,14 +333,19 @@ def _use_mrp(row: Document, estimates: est.Estimates, index: int) -> None:
     row["ci_low"], row["ci_high"] = float(estimates.lower[index]), float(estimates.upper[index])
 
 
-def _suppressed(rows: list[Document], *, total: bool = True) -> list[Document]:
+def _suppressed(rows: list[Document], *, total: bool = True, hidden: Any = None) -> list[Document]:
     """Blank every figure of rows too small to publish, and of the rows suppressed alongside
     them so that no small row can be recovered from the published total."""
-    hidden = est.suppress([row["respondents"] for row in rows], total_published=total).rows
+    if hidden is None:
+        hidden = est.suppress([row["respondents"] for row in rows], total_published=total).rows
     for row, suppressed in zip(rows, hidden, strict=True):
+        for name in SHARE_FIELDS:  # a degenerate fit must read as "no figure", never NaN
+            value = row.get(name)
+            if isinstance(value, float) and not math.isfinite(value):
+                row[name] = None
         row["suppressed"] = bool(suppressed)
         if suppressed:
-            for name in ("raw_share", "weighted_share", "ci_low", "ci_high", "raked_share"):
+            for name in SHARE_FIELDS:
                 row[name] = None
             row["tiers"] = dict.fromkeys(row["tiers"])
             row["dimension_means"] = dict.fromkeys(row["dimension_means"])

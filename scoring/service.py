@@ -24,7 +24,7 @@ from question_bank.stats import Response
 from question_bank.stats_buffer import ItemStatsBuffer
 from scoring import assessments, storage, tickets
 from scoring.cells import CellWriter
-from scoring.periods import period_keys, seconds_until_next_day
+from scoring.periods import COUNTY_TZ, period_keys, seconds_until_next_day
 from scoring.writer import AttemptWriter
 from server.errors import Conflict, NotFound, ValidationFailed
 from server.kv import Kv
@@ -232,8 +232,9 @@ async def submit_quiz(
     now = datetime.now(UTC)
     if now.timestamp() > ticket.deadline + SUBMIT_GRACE_SECONDS:
         stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
-        if stored is not None:
-            return stored["response"]  # a late retry of a submit that was accepted in time
+        if stored is not None:  # a late retry of a submit that was accepted in time
+            await _finish_cells(ctx, stored)
+            return stored["response"]
         raise QuizExpired()
     chosen = _validate_answers(ticket, answers)
     questions = await _served_questions(ctx, ticket)
@@ -379,7 +380,10 @@ async def _score(
         ],
         "profile": {
             "township_code": profile.get("township_code"),
-            "age_band": age_band(profile.get("birth_year"), now.year),
+            "age_band": age_band(
+                profile.get("birth_year"),
+                datetime.fromtimestamp(ticket.issued_at, COUNTY_TZ).year,
+            ),
             "gender": profile.get("gender"),
             "group": profile.get("group"),
             "education": profile.get("education"),

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pymongo
+from bson.int64 import Int64
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -269,7 +270,16 @@ async def first_of_year(db: AsyncDatabase, user_id: str, year: str, attempt_id: 
         return True
     except DuplicateKeyError:
         held = await firsts.find_one({"_id": first_id})
-        return bool(held and held["attempt_id"] == attempt_id)
+    if held is None or held["attempt_id"] == attempt_id:
+        return held is not None
+    if await get_attempt(db, held["attempt_id"]) is not None:
+        return False
+    # The marker names an attempt that was never stored (its submit failed and expired):
+    # it is not the year's first, so this one takes its place.
+    taken = await firsts.update_one(
+        {"_id": first_id, "attempt_id": held["attempt_id"]}, {"$set": {"attempt_id": attempt_id}}
+    )
+    return taken.modified_count == 1
 
 
 async def increment_cells(
@@ -278,7 +288,13 @@ async def increment_cells(
     """Apply (cell id, identifying fields, increments) in chunks (FerretDB stalls on large
     bulk updates); the caller makes sure no two run at once for the same cells."""
     ops = [
-        UpdateOne({"_id": cell_id}, {"$inc": inc, "$setOnInsert": fields}, upsert=True)
+        UpdateOne(
+            {"_id": cell_id},
+            # 64-bit: FerretDB wraps a 32-bit field on $inc (sums of squares pass 2^31 after
+            # a few dozen assessments in one cell).
+            {"$inc": {k: Int64(v) for k, v in inc.items()}, "$setOnInsert": fields},
+            upsert=True,
+        )
         for cell_id, fields, inc in increments
     ]
     for start in range(0, len(ops), BULK_CHUNK):
@@ -306,6 +322,16 @@ async def read_cells(db: AsyncDatabase, periods: list[str]) -> list[Document]:
 async def cell_periods(db: AsyncDatabase) -> list[Document]:
     pipeline = [{"$group": {"_id": "$period", "respondents": {"$sum": "$n"}}}]
     return await (await db[CELLS].aggregate(pipeline)).to_list()
+
+
+async def uncounted_assessments(db: AsyncDatabase, *, before: Any) -> list[Document]:
+    query = {
+        "mode": "assessment",
+        "assessment.cells_applied": False,
+        "submitted_at": {"$lt": before},
+    }
+    fields = {"assessment": 1, "profile": 1, "channel": 1}
+    return await db[ATTEMPTS].find(query, fields).limit(500).to_list()
 
 
 def scored_assessments(db: AsyncDatabase) -> Any:

@@ -19,7 +19,7 @@ from question_bank import search
 from question_bank.cache import BankCache
 from question_bank.stats_buffer import ItemStatsBuffer
 from scoring import estimates
-from scoring.cells import CellWriter
+from scoring.cells import CellWriter, sweep_uncounted
 from scoring.writer import AttemptWriter
 from server import middlewares, routes
 from server.http import spec_of
@@ -129,7 +129,8 @@ async def _articles_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The attempts' group-commit writer and the item-statistics buffer (flushed at exit)."""
+    """The attempts' group-commit writer, the literacy cells' writer with its sweep for
+    uncounted assessments, and the item-statistics buffer (flushed at exit)."""
     writer = AttemptWriter(app[DB])
     writer.start()
     app[ATTEMPT_WRITER] = writer
@@ -137,9 +138,10 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
     cells.start()
     app[CELL_WRITER] = cells
     app[ESTIMATES] = estimates.EstimatesCache()
+    sweep = _in_background(lambda stop: sweep_uncounted(cells, stop), "uncounted-sweep")
     app[ITEM_STATS] = buffer = ItemStatsBuffer(app[DB])
     # The writer stops first, so the statistics of its last attempts are in the final flush.
-    async with _in_background(buffer.run, "item-stats-flush"):
+    async with _in_background(buffer.run, "item-stats-flush"), sweep:
         try:
             yield
         finally:

@@ -4,11 +4,12 @@ month, the profile snapshot, and the cells that feed the estimates (and only ass
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from question_bank.assembly import ASSESSMENT_BLUEPRINT
 from scoring import cells
-from server.keys import BANK, DB
+from server.keys import BANK, CELL_WRITER, DB
 from tests.factories import auth, correct_answers, resident
 
 QUIZZES = "/api/v1/quizzes"
@@ -186,11 +187,27 @@ async def test_only_the_first_assessment_of_a_year_counts_in_the_year(
     me = await (await resident_client.get("/api/v1/me", headers=auth(token))).json()
     quiz = await (await start(resident_client, token)).json()
     year = quiz["deadline"][:4]
-    await resident_client.app[DB]["assessment_firsts"].insert_one(
+    db = resident_client.app[DB]
+    await db["assessment_firsts"].insert_one(
         {"_id": f"{me['id']}:{year}", "attempt_id": "an-earlier-one"}
     )
+    await db["attempts"].insert_one({"_id": "an-earlier-one", "user_id": me["id"]})
     await submit(resident_client, token, quiz, [])
     assert [len(d["period"]) for d in await cell_docs(resident_client)] == [7]
+
+
+async def test_a_first_of_year_marker_for_an_attempt_never_stored_is_taken_over(
+    resident_client: Any,
+) -> None:
+    """An earlier submit claimed the year but failed to store and expired: not a first."""
+    token = await resident(resident_client, "unlucky")
+    me = await (await resident_client.get("/api/v1/me", headers=auth(token))).json()
+    quiz = await (await start(resident_client, token)).json()
+    await resident_client.app[DB]["assessment_firsts"].insert_one(
+        {"_id": f"{me['id']}:{quiz['deadline'][:4]}", "attempt_id": "never-stored"}
+    )
+    await submit(resident_client, token, quiz, [])
+    assert sorted(len(d["period"]) for d in await cell_docs(resident_client)) == [4, 7]
 
 
 async def test_rebuild_reproduces_the_incremental_cells_exactly(resident_client: Any) -> None:
@@ -243,3 +260,45 @@ async def test_rebuild_reproduces_the_incremental_cells_exactly(resident_client:
     assert await cells.rebuild(resident_client.app[DB]) == len(before)
     after = await cell_docs(resident_client)
     assert after == before
+
+
+async def test_a_stored_assessment_missed_by_the_cells_is_counted_by_the_sweep(
+    resident_client: Any,
+) -> None:
+    """As if the process stopped between storing the attempt and counting it."""
+    token = await resident(resident_client, "crash")
+    quiz = await (await start(resident_client, token)).json()
+    await submit(resident_client, token, quiz, correct_answers(resident_client, quiz))
+    db = resident_client.app[DB]
+    counted = await cell_docs(resident_client)
+    await db[cells.storage.CELLS].delete_many({})
+    await db["attempts"].update_many({}, {"$set": {"assessment.cells_applied": False}})
+    writer = resident_client.app[CELL_WRITER]
+    writer._applied.clear()  # a fresh process remembers nothing
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert await cells.count_uncounted(writer, before=later) == 1
+    assert await cell_docs(resident_client) == counted
+    assert await cells.count_uncounted(writer, before=later) == 0, "counted once, marked"
+
+
+async def test_rebuild_marks_what_it_counted_so_the_sweep_does_not_add_it_again(
+    resident_client: Any,
+) -> None:
+    token = await resident(resident_client, "rebuilt")
+    quiz = await (await start(resident_client, token)).json()
+    await submit(resident_client, token, quiz, [])
+    db = resident_client.app[DB]
+    await db["attempts"].update_many({}, {"$set": {"assessment.cells_applied": False}})
+    await cells.rebuild(db)
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert await cells.count_uncounted(resident_client.app[CELL_WRITER], before=later) == 0
+    assert all(d["n"] == 1 for d in await cell_docs(resident_client))
+
+
+async def test_cell_sums_do_not_wrap_at_32_bits(resident_client: Any) -> None:
+    db = resident_client.app[DB]
+    big = {"total.ss": 100_000_000}
+    for _ in range(30):
+        await cells.storage.increment_cells(db, [("c", {"period": "2026"}, big)])
+    stored = await db[cells.storage.CELLS].find_one({"_id": "c"})
+    assert stored["total"]["ss"] == 3_000_000_000

@@ -89,6 +89,9 @@ async def test_groups_and_a_group_filter(resident_client: Any, county: dict[str,
     assert farmers["county"]["respondents"] == by_group["farmer"]["respondents"]
     for row in farmers["rows"]:
         check_published(row)
+    for group, row in by_group.items():
+        alone = await get(resident_client, f"literacy?by=county&group={group}", county["analyst"])
+        assert alone["county"]["suppressed"] == row["suppressed"], group
 
 
 async def test_the_headline_counts_ages_18_to_69_only(
@@ -190,6 +193,7 @@ async def test_census_is_validated_and_replaced_whole(
         ([row(c) for c in codes[1:]], "缺少这些乡镇"),
         ([row(c) for c in codes] + [row(codes[0])], "重复"),
         ([row(codes[0], education="junior")] + [row(c) for c in codes[1:]], "文化程度"),
+        ([row(codes[0], band="70+")] + [row(c) for c in codes[1:]], "18—69岁人口为0"),
     ]
     before = await (
         await resident_client.get("/api/v1/admin/census", headers=auth(county["admin"]))
