@@ -153,7 +153,7 @@ class CellWriter:
 
     db: AsyncDatabase
     # Told after each applied batch (the estimates' cache follows it).
-    on_change: Callable[[], Awaitable[None]] | None = None
+    on_change: Callable[[set[str]], Awaitable[None]] | None = None  # told the periods touched
     _queue: asyncio.Queue[tuple[Document, asyncio.Future[None]]] = field(
         default_factory=asyncio.Queue
     )
@@ -194,16 +194,13 @@ class CellWriter:
     async def _write(self, batch: list[tuple[Document, asyncio.Future[None]]]) -> None:
         attempts = {doc["_id"]: doc for doc, _ in batch}  # a doubled retry counts once
         try:
+            merged = merge(attempts.values())
             await storage.increment_cells(
-                self.db,
-                [
-                    (cell_id(key), cell_fields(key), inc)
-                    for key, inc in merge(attempts.values()).items()
-                ],
+                self.db, [(cell_id(key), cell_fields(key), inc) for key, inc in merged.items()]
             )
             await storage.mark_cells_applied(self.db, list(attempts))
             if self.on_change is not None:
-                await self.on_change()
+                await self.on_change({key[0] for key in merged})
         except Exception as error:
             for doc, future in batch:
                 self._pending.pop(doc["_id"], None)

@@ -64,15 +64,15 @@ class EstimatesCache:
     async def analyses(self, db: AsyncDatabase, periods: list[str]) -> list[report.Analysis]:
         """Fits of several periods, reading the cells of all the missing ones in one query."""
         version = await storage.stats_version(db)
-        token = f"{version.get('cells', 'none')}|{version.get('census', 'none')}"
+        keys = [(period, _token(version, period)) for period in periods]
         county = await self.county(db)
         async with self._lock:  # one fit per period at a time; the others wait for it
-            missing = [p for p in periods if (p, token) not in self._fitted]
+            missing = [key for key in keys if key not in self._fitted]
             if missing:
-                await self._fit(db, county, missing, token)
-            for period in periods:
-                self._fitted.move_to_end((period, token))
-            fitted = [self._fitted[(p, token)] for p in periods]
+                await self._fit(db, county, missing)
+            for key in keys:
+                self._fitted.move_to_end(key)
+            fitted = [self._fitted[key] for key in keys]
             while len(self._fitted) > CACHED_PERIODS:
                 self._fitted.popitem(last=False)
             return fitted
@@ -80,12 +80,10 @@ class EstimatesCache:
     async def analysis(self, db: AsyncDatabase, period: str) -> report.Analysis:
         return (await self.analyses(db, [period]))[0]
 
-    async def _fit(
-        self, db: AsyncDatabase, county: Document, periods: list[str], token: str
-    ) -> None:
-        docs = await storage.read_cells(db, periods)
+    async def _fit(self, db: AsyncDatabase, county: Document, keys: list[tuple[str, str]]) -> None:
+        docs = await storage.read_cells(db, [period for period, _ in keys])
         codes = [t["code"] for t in county["townships"]]
-        for period in periods:
+        for period, token in keys:
             frame = report.frame([d for d in docs if d["period"] == period], codes)
             self._fitted[(period, token)] = await asyncio.to_thread(
                 report.analyse, frame, county["townships"], county["census"]
@@ -102,13 +100,21 @@ class EstimatesCache:
         return copy.deepcopy(held[1])
 
 
-async def cells_changed(db: AsyncDatabase) -> None:
-    """Tell every process's cache that cells changed."""
-    await storage.bump_stats_version(db, "cells")
+async def cells_changed(db: AsyncDatabase, periods: set[str]) -> None:
+    """Tell every process's cache that these periods' cells changed (the others stay fitted:
+    a new assessment refits its month and year, not the whole trend)."""
+    await storage.bump_stats_version(db, *(f"cells_by_period.{p}" for p in sorted(periods)))
 
 
-async def census_changed(db: AsyncDatabase) -> None:
-    await storage.bump_stats_version(db, "census")
+def _token(version: Document, period: str) -> str:
+    """What a fit of `period` depends on: all cells (a rebuild), this period's cells, the
+    census."""
+    parts = (
+        version.get("cells"),
+        version.get("cells_by_period", {}).get(period),
+        version.get("census"),
+    )
+    return "|".join(str(part) for part in parts)
 
 
 async def load_county(db: AsyncDatabase) -> Document:

@@ -364,10 +364,12 @@ async def stats_version(db: AsyncDatabase) -> Document:
     return await db["county_settings"].find_one({"_id": "stats_version"}) or {}
 
 
-async def bump_stats_version(db: AsyncDatabase, part: str) -> None:
-    # A fresh random token, not a counter: two processes bumping at once can't collide.
+async def bump_stats_version(db: AsyncDatabase, *parts: str) -> None:
+    # Fresh random tokens, not counters: two processes bumping at once can't collide.
     await db["county_settings"].update_one(
-        {"_id": "stats_version"}, {"$set": {part: uuid.uuid4().hex}}, upsert=True
+        {"_id": "stats_version"},
+        {"$set": {part: uuid.uuid4().hex for part in parts}},
+        upsert=True,
     )
 
 

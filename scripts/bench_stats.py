@@ -132,7 +132,7 @@ async def run(services: harness.Services) -> None:
         token = await staff_token(client, "analyst")
 
         async def cold(path: str) -> None:
-            await estimates.cells_changed(app[DB])
+            await estimates.cells_changed(app[DB], {PERIOD})
             response = await client.get(path, headers=auth(token))
             assert response.status == 200, await response.text()
             await response.read()

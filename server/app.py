@@ -134,7 +134,7 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
     writer = AttemptWriter(app[DB])
     writer.start()
     app[ATTEMPT_WRITER] = writer
-    cells = CellWriter(app[DB], on_change=lambda: estimates.cells_changed(app[DB]))
+    cells = CellWriter(app[DB], on_change=lambda periods: estimates.cells_changed(app[DB], periods))
     cells.start()
     app[CELL_WRITER] = cells
     app[ESTIMATES] = estimates.EstimatesCache()

@@ -267,3 +267,27 @@ async def test_bad_query_parameters_are_422(resident_client: Any, county: dict[s
             f"{STATS}/literacy?{query}", headers=auth(county["analyst"])
         )
         assert response.status == 422, query
+
+
+async def test_a_new_assessment_refits_only_its_own_periods(
+    resident_client: Any, county: dict[str, str]
+) -> None:
+    from server.keys import ESTIMATES
+
+    trend = await get(resident_client, "trend", county["analyst"])
+    fitted = resident_client.app[ESTIMATES]._fitted
+    before = dict(fitted)
+    token = await resident(resident_client, "fresh")
+    quiz = await (
+        await resident_client.post(
+            "/api/v1/quizzes", json={"mode": "assessment"}, headers=auth(token)
+        )
+    ).json()
+    await resident_client.post(
+        f"/api/v1/quizzes/{quiz['quiz_id']}/submit", json={"answers": []}, headers=auth(token)
+    )
+    again = await get(resident_client, "trend", county["analyst"])
+    refitted = {key[0] for key in fitted if key not in before}
+    assert refitted == {trend["rows"][-1]["period"]}, "only the current month is refitted"
+    assert again["rows"][-1]["respondents"] == trend["rows"][-1]["respondents"] + 1
+    assert again["rows"][:-1] == trend["rows"][:-1]
