@@ -27,6 +27,14 @@ class QuizStart(ApiModel):
             raise ValueError(f"未知主题「{value}」，可选：{'、'.join(TOPICS)}")
         return value
 
+    @field_validator("channel")
+    @classmethod
+    def _not_self(cls, value: str | None) -> str | None:
+        # "self" names residents who came without a campaign code in the statistics.
+        if value is not None and value.lower() == "self":
+            raise ValueError("渠道代码不能为 self（该名称表示自主参与）")
+        return value
+
 
 class OptionOut(ApiModel):
     key: str

@@ -302,3 +302,9 @@ async def test_cell_sums_do_not_wrap_at_32_bits(resident_client: Any) -> None:
         await cells.storage.increment_cells(db, [("c", {"period": "2026"}, big)])
     stored = await db[cells.storage.CELLS].find_one({"_id": "c"})
     assert stored["total"]["ss"] == 3_000_000_000
+
+
+async def test_a_campaign_code_cannot_pass_for_self_initiated(resident_client: Any) -> None:
+    token = await resident(resident_client, "selfish")
+    refused = await start(resident_client, token, channel="self")
+    assert refused.status == 422 and "self" in (await refused.json())["error"]["message"]
