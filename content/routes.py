@@ -18,7 +18,6 @@ from scoring import storage as scoring_storage
 from server import users
 from server.http import Handler, endpoint, json_response, read_optional
 from server.keys import ARTICLES, DB, KV, PRINCIPAL
-from server.models import PageQuery
 
 WRITERS = ("editor",)
 READERS = ("editor", "analyst")
@@ -28,18 +27,6 @@ def _actor(request: web.Request) -> str:
     principal = request[PRINCIPAL]
     assert principal is not None
     return principal.user_id
-
-
-def _page(
-    items: list[dict[str, object]], query: PageQuery, total: int | None = None
-) -> dict[str, object]:
-    window = items if total is not None else items[query.skip : query.skip + query.page_size]
-    return {
-        "items": window,
-        "total": len(items) if total is None else total,
-        "page": query.page,
-        "page_size": query.page_size,
-    }
 
 
 @endpoint(roles=WRITERS, body=ArticleCreate, status=201, tag="articles")
@@ -56,7 +43,7 @@ async def list_articles_admin(request: web.Request, *, query: AdminArticleQuery)
     docs, total = await storage.list_page(
         request.app[DB], status=query.status, skip=query.skip, limit=query.page_size
     )
-    return json_response(_page([service.editor_view(d) for d in docs], query, total))
+    return json_response(query.page_of([service.editor_view(d) for d in docs], total))
 
 
 @endpoint(roles=READERS, tag="articles")
@@ -129,7 +116,7 @@ async def list_articles(request: web.Request, *, query: ArticleQuery) -> web.Res
     )
     if query.q:
         await storage.note_search(request.app[KV], terms(query.q))
-    return json_response(_page([service.resident_view(d) for d in docs], query))
+    return json_response(query.page_of([service.resident_view(d) for d in docs]))
 
 
 @endpoint(roles="public", tag="articles")

@@ -214,10 +214,7 @@ async def import_template(request: web.Request) -> web.Response:
 async def list_duplicates(request: web.Request, *, query: DuplicatesQuery) -> web.Response:
     """Near-duplicate pairs of live questions with their Jaccard similarity."""
     pairs = service.duplicate_pairs(request.app[BANK], threshold=query.threshold)
-    window = pairs[query.skip : query.skip + query.page_size]
-    return json_response(
-        {"items": window, "total": len(pairs), "page": query.page, "page_size": query.page_size}
-    )
+    return json_response(query.page_of(pairs))
 
 
 def setup(app: web.Application, api: str) -> None:

@@ -247,10 +247,6 @@ def channel_rows(analysis: Analysis) -> list[Document]:
         )
     hidden = est.suppress([r["respondents"] for r in rows], total_published=True).rows
     for row, suppressed in zip(rows, hidden, strict=True):
-        for name in SHARE_FIELDS:  # a degenerate fit must read as "no figure", never NaN
-            value = row.get(name)
-            if isinstance(value, float) and not math.isfinite(value):
-                row[name] = None
         row["suppressed"] = bool(suppressed)
         if suppressed:
             row["raw_share"] = None

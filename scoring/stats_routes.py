@@ -73,17 +73,7 @@ async def participation(request: web.Request, *, query: ParticipationQuery) -> w
     """Respondents per 1,000 residents by township."""
     app = request.app
     body = await estimates.participation(app[DB], app[ESTIMATES], period=query.period)
-    items = body.pop("items")
-    page = items[query.skip : query.skip + query.page_size]
-    return json_response(
-        {
-            **body,
-            "items": page,
-            "total": len(items),
-            "page": query.page,
-            "page_size": query.page_size,
-        }
-    )
+    return json_response({**body, **query.page_of(body.pop("items"))})
 
 
 @endpoint(roles=ANALYST, query=TrendQuery, tag="association")
@@ -97,15 +87,7 @@ async def trend(request: web.Request, *, query: TrendQuery) -> web.Response:
 @endpoint(roles=ANALYST, query=PageQuery, tag="association")
 async def periods(request: web.Request, *, query: PageQuery) -> web.Response:
     """Periods (years and months) that have assessments, newest first."""
-    items = await estimates.periods(request.app[DB])
-    return json_response(
-        {
-            "items": items[query.skip : query.skip + query.page_size],
-            "total": len(items),
-            "page": query.page,
-            "page_size": query.page_size,
-        }
-    )
+    return json_response(query.page_of(await estimates.periods(request.app[DB])))
 
 
 @endpoint(roles=ANALYST, query=ExportQuery, tag="association")

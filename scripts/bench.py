@@ -248,12 +248,8 @@ async def _drop(services: harness.Services, settings: Any) -> None:
 
 
 def main() -> None:
-    services = harness.start("bench")
-    try:
+    with harness.running("bench") as services:
         asyncio.run(question_bank(services))
-    finally:
-        services.stop()
-        services.remove_data()
     print(f"(backend: {services.mongo.name}; machine: shared 2-core)")
     articles()
     print("== quizzes ==")

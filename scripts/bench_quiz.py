@@ -179,12 +179,8 @@ async def scenario(
 
 
 def main() -> None:
-    services = harness.start("bench-quiz")
-    try:
+    with harness.running("bench-quiz") as services:
         asyncio.run(run(services))
-    finally:
-        services.stop()
-        services.remove_data()
 
 
 if __name__ == "__main__":

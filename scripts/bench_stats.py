@@ -173,12 +173,8 @@ async def _pure_figures(app: Any) -> None:
 
 
 def main() -> None:
-    services = harness.start("bench-stats")
-    try:
+    with harness.running("bench-stats") as services:
         asyncio.run(run(services))
-    finally:
-        services.stop()
-        services.remove_data()
 
 
 if __name__ == "__main__":

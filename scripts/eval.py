@@ -618,18 +618,14 @@ def format_pooled(runs: Sequence[Run]) -> str:
 
 async def main_async(args: argparse.Namespace) -> int:
     harness.stop_on_sigterm()
-    services = harness.start("eval")
     runs: list[Run] = []
-    try:
+    with harness.running("eval") as services:
         for seed in range(args.seed, args.seed + args.runs):
             run = await run_once(services, seed, args.townships, args.scale, args.concurrency)
             runs.append(run)
             print(format_run(run), flush=True)
         if len(runs) > 1:
             print(format_pooled(runs))
-    finally:
-        services.stop()
-        services.remove_data()
     return 1 if any(run.mismatches for run in runs) else 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -303,6 +305,17 @@ def start(label: str) -> Services:
     # code, sys.exit, or SIGTERM turned into SystemExit by `stop_on_sigterm`).
     atexit.register(started.stop)
     return started
+
+
+@contextlib.contextmanager
+def running(label: str) -> Iterator[Services]:
+    """Both servers for the length of a block, stopped and their data removed after it."""
+    services = start(label)
+    try:
+        yield services
+    finally:
+        services.stop()
+        services.remove_data()
 
 
 def stop_on_sigterm() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -27,6 +27,17 @@ class PageQuery(ApiModel):
     @property
     def skip(self) -> int:
         return (self.page - 1) * self.page_size
+
+    def page_of(self, items: list[Any], total: int | None = None) -> dict[str, Any]:
+        """The list response of API.md: this page of `items` (or `items` already cut to this
+        page, when the `total` is given)."""
+        window = items if total is not None else items[self.skip : self.skip + self.page_size]
+        return {
+            "items": window,
+            "total": len(items) if total is None else total,
+            "page": self.page,
+            "page_size": self.page_size,
+        }
 
 
 class Page(ApiModel, Generic[ItemT]):

@@ -51,7 +51,7 @@ FLAGS = (
 
 
 class BrowserError(RuntimeError):
-    pass
+    """Chromium is missing, would not start, or the DevTools protocol reported a failure."""
 
 
 def chromium_path() -> str:

@@ -24,12 +24,8 @@ from tests.fake_wechat import FakeWeChat
 @pytest.fixture(scope="session")
 def services() -> Iterator[harness.Services]:
     harness.stop_on_sigterm()
-    started = harness.start("test")
-    try:
+    with harness.running("test") as started:
         yield started
-    finally:
-        started.stop()
-        started.remove_data()
 
 
 @pytest.fixture
