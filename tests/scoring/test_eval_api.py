@@ -57,7 +57,13 @@ async def test_simulated_county_through_the_api(run: ev.Run) -> None:
     truth = run.county.true_county
     weighted, raw = run.county_row["weighted_share"], run.county_row["raw_share"]
     assert abs(weighted - truth) < abs(raw - truth)
-    assert abs(weighted - truth) < 0.08 < raw - truth  # opt-in makes raw shares far too high
+    assert raw - truth > 0.08  # opt-in makes raw shares far too high
+    # The service draws each form at random, so the answers (and the error) vary from run to
+    # run; a fixed bound failed now and then (8.8 points once). Twice the published 95%
+    # half-width is missed by chance about once in ten thousand runs.
+    half_width = (run.county_row["ci_high"] - run.county_row["ci_low"]) / 2
+    print(f"county: truth {truth:.3f}, published {weighted:.3f} ± {half_width:.3f}, raw {raw:.3f}")
+    assert abs(weighted - truth) < 2 * half_width
 
 
 def _same_as_in_process(run: ev.Run) -> None:
