@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
-# Python and npm dependencies (ECharts for the dashboard), FerretDB (built once with Go),
+# Python and npm dependencies (ECharts for the dashboard), mongo-java-server (jars from Maven, once),
 # Debian's redis-server and Debian's chromium (the dashboard's browser test).
 setup: $(STAMP)
 	$(PY) scripts/services.py build

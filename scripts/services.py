@@ -1,7 +1,8 @@
-"""Local services harness: FerretDB (MongoDB wire protocol, SQLite backend) and Redis.
+"""Local services harness: mongo-java-server (MongoDB wire protocol, run on OpenJDK) and Redis.
 
 Used by `make run` (`python scripts/services.py run`) and by the test fixtures (imported).
-It builds FerretDB once with the Go toolchain, installs Debian's redis-server if missing,
+It fetches mongo-java-server's jars once from Maven, installs Debian's OpenJDK and
+redis-server if missing,
 starts both on free loopback ports with data under `.services/`, waits until they answer,
 and stops exactly the processes it started. If MONGODB_URI / REDIS_URL are set in the
 environment, those servers are used instead and nothing is started for them."""
@@ -26,9 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / ".tools"
 SERVICES = ROOT / ".services"
-FERRETDB_VERSION = "v1.24.2"
-FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
-FERRETDB_BIN = TOOLS / "bin" / "ferretdb"
+MONGO_DIR = ROOT / "scripts" / "mongo"  # Launcher.java and the pom naming the server's jars
+MONGO_JARS = TOOLS / "mongo-java-server"
 
 
 class HarnessError(RuntimeError):
@@ -66,74 +66,49 @@ class Server:
 # ---------------------------------------------------------------- building and installing
 
 
-def _go_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        GOTOOLCHAIN="local",
-        GOPATH=str(TOOLS / "go"),
-        GOFLAGS=(env.get("GOFLAGS", "") + " -mod=mod -buildvcs=false").strip(),
+def ensure_mongo_java_server() -> Path:
+    """The embedded server's jars, fetched once from the configured Maven registry into
+    .tools/ (Debian's maven runs `dependency:copy-dependencies` on scripts/mongo/pom.xml),
+    and a JDK to run the launcher as a single source file."""
+    ensure_debian_program(
+        "javac",  # the source launcher compiles Launcher.java, which a bare JRE cannot
+        ["openjdk-17-jdk-headless"],
+        "install OpenJDK 17 (e.g. `apt-get install openjdk-17-jdk-headless`) or set MONGODB_URI "
+        "to a MongoDB 7+ server and run again.",
     )
-    return env
-
-
-def _go(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run go; if the checksum database can't be reached through this machine's proxy setup,
-    retry that one command with checksum lookups off (never changed globally)."""
-    env = _go_env()
-    result = subprocess.run(["go", *args], cwd=cwd, env=env, capture_output=True, text=True)
-    if result.returncode != 0 and (
-        "sum.golang.org" in result.stderr or "verifying" in result.stderr
-    ):
-        print(
-            "harness: the Go checksum database is unreachable here; building FerretDB with "
-            "GOSUMDB=off for this build only",
-            file=sys.stderr,
-        )
-        env["GOSUMDB"] = "off"
-        result = subprocess.run(["go", *args], cwd=cwd, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise HarnessError(f"go {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-    return result
-
-
-def ensure_ferretdb() -> Path:
-    """Build FerretDB once into .tools/bin and reuse it afterwards."""
-    if FERRETDB_BIN.exists():
-        return FERRETDB_BIN
-    if shutil.which("go") is None:
+    stamp = MONGO_JARS / f".complete-{_pom_digest()}"
+    if stamp.exists():
+        return MONGO_JARS
+    mvn = ensure_debian_program(
+        "mvn", ["maven"], "install Maven (e.g. `apt-get install maven`) and run again."
+    )
+    print("harness: fetching mongo-java-server (once)", file=sys.stderr)
+    shutil.rmtree(MONGO_JARS, ignore_errors=True)
+    result = subprocess.run(
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(MONGO_DIR / "pom.xml"),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={MONGO_JARS}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0 or not any(MONGO_JARS.glob("mongo-java-server-*.jar")):
         raise HarnessError(
-            "FerretDB must be built with Go, and no `go` is on PATH. Install Go 1.22+ "
-            "(https://go.dev/doc/install or your package manager), or set MONGODB_URI to a "
-            "MongoDB 7+ server and run again."
+            f"fetching mongo-java-server failed:\n{(result.stdout + result.stderr)[-3000:]}"
         )
-    print(f"harness: building FerretDB {FERRETDB_VERSION} (once; takes a minute)", file=sys.stderr)
-    build = TOOLS / "ferretdb-build"
-    shutil.rmtree(build, ignore_errors=True)
-    build.mkdir(parents=True)
-    # The module zip lacks build/version/version.txt, which FerretDB embeds and requires, so
-    # `go install …@version` builds a binary that panics at start. Build from a writable copy
-    # of the same module with that one file added.
-    downloaded = _go(
-        ["mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"], cwd=build
-    )
-    import json
+    stamp.touch()
+    return MONGO_JARS
 
-    source_dir = Path(json.loads(downloaded.stdout)["Dir"])
-    source = build / "src"
-    shutil.copytree(source_dir, source)
-    for path in source.rglob("*"):
-        path.chmod(path.stat().st_mode | 0o200)
-    (source / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
-    (build / "go.mod").write_text(
-        f"module ferretdb-build\n\ngo 1.22\n\nrequire {FERRETDB_MODULE} {FERRETDB_VERSION}\n\n"
-        f"replace {FERRETDB_MODULE} => ./src\n"
-    )
-    (build / "tools.go").write_text(
-        f'//go:build tools\n\npackage tools\n\nimport _ "{FERRETDB_MODULE}/cmd/ferretdb"\n'
-    )
-    FERRETDB_BIN.parent.mkdir(parents=True, exist_ok=True)
-    _go(["build", "-o", str(FERRETDB_BIN), f"{FERRETDB_MODULE}/cmd/ferretdb"], cwd=build)
-    return FERRETDB_BIN
+
+def _pom_digest() -> str:
+    import hashlib
+
+    return hashlib.sha256((MONGO_DIR / "pom.xml").read_bytes()).hexdigest()[:12]
 
 
 def ensure_redis() -> str:
@@ -191,23 +166,28 @@ def _spawn(argv: list[str], data_dir: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
 
 
-def start_ferretdb(data_dir: Path) -> Server:
-    binary = ensure_ferretdb()
-    (data_dir / "db").mkdir(parents=True, exist_ok=True)
-    (data_dir / "state").mkdir(parents=True, exist_ok=True)
+def start_mongo(data_dir: Path, *, durable: bool = False) -> Server:
+    """mongo-java-server on a free port: in memory (fast; for tests), or with `durable` in an
+    H2 file under data_dir that survives restarts and commits before acknowledging."""
+    jars = ensure_mongo_java_server()
+    data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    heap = os.environ.get("MONGO_JAVA_HEAP", "1g")
     argv = [
-        str(binary),
-        "--handler=sqlite",
-        f"--sqlite-url=file:{data_dir / 'db'}/",
-        f"--listen-addr=127.0.0.1:{port}",
-        f"--state-dir={data_dir / 'state'}",
-        f"--debug-addr=127.0.0.1:{free_port()}",
-        "--telemetry=disable",
-        "--log-level=warn",
+        "java",
+        f"-Xmx{heap}",
+        "-XX:+UseSerialGC",
+        "-Xss512k",
+        "-cp",
+        f"{jars}/*",
+        str(MONGO_DIR / "Launcher.java"),
+        "127.0.0.1",
+        str(port),
     ]
+    if durable:
+        argv.append(str(data_dir / "mongo.mv"))
     server = Server(
-        "ferretdb", f"mongodb://127.0.0.1:{port}/", _spawn(argv, data_dir), data_dir, argv
+        "mongodb", f"mongodb://127.0.0.1:{port}/", _spawn(argv, data_dir), data_dir, argv
     )
     _wait_until_ready(server)
     return server
@@ -289,12 +269,15 @@ class Services:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start(label: str) -> Services:
-    """Start (or adopt, from MONGODB_URI / REDIS_URL in the environment) both servers."""
-    root = SERVICES / f"{label}-{uuid.uuid4().hex[:8]}"
+def start(label: str, *, root: Path | None = None, durable: bool = False) -> Services:
+    """Start (or adopt, from MONGODB_URI / REDIS_URL in the environment) both servers; with
+    `durable`, MongoDB keeps its data in a file under `root` (else in memory)."""
+    root = root or SERVICES / f"{label}-{uuid.uuid4().hex[:8]}"
     root.mkdir(parents=True, exist_ok=True)
     mongo_uri, redis_url = os.environ.get("MONGODB_URI"), os.environ.get("REDIS_URL")
-    mongo = Server("mongodb", mongo_uri) if mongo_uri else start_ferretdb(root / "ferretdb")
+    mongo = (
+        Server("mongodb", mongo_uri) if mongo_uri else start_mongo(root / "mongo", durable=durable)
+    )
     try:
         redis = Server("redis", redis_url) if redis_url else start_redis(root / "redis")
     except BaseException:
@@ -357,7 +340,8 @@ def run_demo() -> int:
     # supervisor must clean up too.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    services = start("run")
+    # Data lives in a fixed folder and survives a restart (`make clean` removes it).
+    services = start("run", root=SERVICES / "run", durable=True)
     app: subprocess.Popen[bytes] | None = None
     env_file = _write_env(services)
     env = {**os.environ, "MONGODB_URI": services.mongo.url, "REDIS_URL": services.redis.url}
@@ -375,7 +359,6 @@ def run_demo() -> int:
             app.terminate()
             app.wait(15)
         services.stop()
-        services.remove_data()
 
 
 def main() -> int:
@@ -384,7 +367,7 @@ def main() -> int:
     args = parser.parse_args()
     try:
         if args.command == "build":
-            print(ensure_ferretdb())
+            print(ensure_mongo_java_server())
             print(ensure_redis())
             print(ensure_chromium())
             return 0

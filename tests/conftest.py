@@ -1,4 +1,4 @@
-"""Fixtures: real FerretDB (or MONGODB_URI) and Redis (or REDIS_URL) started once per session
+"""Fixtures: real mongo-java-server (or MONGODB_URI) and Redis (or REDIS_URL) started once per session
 by the harness; each test gets its own database name and Redis key prefix, and an aiohttp
 test client for the real app."""
 
@@ -30,10 +30,11 @@ def services() -> Iterator[harness.Services]:
 
 @pytest.fixture
 def private_services() -> Iterator[harness.Services]:
-    """A FerretDB and a Redis of the test's own, for tests that stop or wipe servers."""
+    """A MongoDB-protocol server (file-backed, so a restart keeps its data) and a Redis of the
+    test's own, for tests that stop or wipe servers."""
     root = harness.SERVICES / f"private-{uuid.uuid4().hex[:8]}"
     root.mkdir(parents=True, exist_ok=True)
-    mongo = harness.start_ferretdb(root / "ferretdb")
+    mongo = harness.start_mongo(root / "mongo", durable=True)
     try:
         redis = harness.start_redis(root / "redis")
     except BaseException:
