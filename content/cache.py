@@ -17,8 +17,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from content import storage
-from question_bank.search import SearchIndex
-from server.kv import Kv
+from server.kernel.kv import Kv
+from server.search.index import SearchIndex
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]

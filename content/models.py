@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, HttpUrl, field_validator
 
-from question_bank.vocab import TOPICS, Audience, Dimension
-from server.models import ApiModel, PageQuery
+from server.county.vocab import TOPICS, Audience, Dimension
+from server.kernel.models import ApiModel, PageQuery
 
 
 class ArticleContent(ApiModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from content import service, storage
+from content.keys import ARTICLES
 from content.models import (
     AdminArticleQuery,
     ArticleCreate,
@@ -13,27 +14,21 @@ from content.models import (
     SuggestQuery,
 )
 from question_bank.models import VersionBody
-from question_bank.search import terms
-from scoring import storage as scoring_storage
-from server import users
-from server.http import Handler, endpoint, json_response, read_optional
-from server.keys import ARTICLES, DB, KV, PRINCIPAL
+from server.kernel.http import Handler, caller_id, endpoint, json_response, read_optional
+from server.kernel.keys import DB, KV, PRINCIPAL
+from server.search.index import terms
 
 WRITERS = ("editor",)
 READERS = ("editor", "analyst")
-
-
-def _actor(request: web.Request) -> str:
-    principal = request[PRINCIPAL]
-    assert principal is not None
-    return principal.user_id
 
 
 @endpoint(roles=WRITERS, body=ArticleCreate, status=201, tag="articles")
 async def create_article(request: web.Request, *, body: ArticleCreate) -> web.Response:
     """Create a draft article (the body is sanitised)."""
     app = request.app
-    doc = await service.create(app[DB], app[KV], app[ARTICLES], content=body, actor=_actor(request))
+    doc = await service.create(
+        app[DB], app[KV], app[ARTICLES], content=body, actor=caller_id(request)
+    )
     return json_response(service.editor_view(doc), status=201)
 
 
@@ -65,7 +60,7 @@ async def update_article(request: web.Request, *, body: ArticleUpdate) -> web.Re
         article_id=request.match_info["article_id"],
         version=body.version,
         content=content,
-        actor=_actor(request),
+        actor=caller_id(request),
     )
     return json_response(service.editor_view(doc))
 
@@ -79,7 +74,7 @@ async def delete_article(request: web.Request) -> web.Response:
         app[KV],
         app[ARTICLES],
         article_id=request.match_info["article_id"],
-        actor=_actor(request),
+        actor=caller_id(request),
     )
     return web.Response(status=204)
 
@@ -95,7 +90,7 @@ def _workflow(action: str, summary: str) -> Handler:
             article_id=request.match_info["article_id"],
             version=body.version if body else None,
             action=action,
-            actor=_actor(request),
+            actor=caller_id(request),
         )
         return json_response(service.editor_view(doc))
 
@@ -137,26 +132,6 @@ async def suggest(request: web.Request, *, query: SuggestQuery) -> web.Response:
     return json_response({"items": items, "total": len(items), "page": 1, "page_size": len(items)})
 
 
-@endpoint(roles=("resident",), tag="articles")
-async def for_you(request: web.Request) -> web.Response:
-    """Articles for the resident's recent mistakes and group, each with the reason."""
-    app = request.app
-    resident = await users.resident_for_quiz(app[DB], app[KV], user_id=_actor(request))
-    _, weak = await scoring_storage.recent_history(app[KV], _actor(request), since=float("inf"))
-    read = await storage.read_by(app[KV], _actor(request))
-    items = service.recommend(
-        app[ARTICLES],
-        wrong=dict.fromkeys(weak, 1),
-        group=resident["profile"].get("group"),
-        read=read,
-        limit=6,
-    )
-    for item in items:
-        if item["reason"].startswith("你在"):
-            item["reason"] = f"你最近在「{item['topics'][0]}」方面有答错的题"
-    return json_response({"items": items, "total": len(items), "page": 1, "page_size": len(items)})
-
-
 def setup(app: web.Application, api: str) -> None:
     base = f"{api}/admin/articles"
     app.router.add_post(base, create_article)
@@ -172,5 +147,4 @@ def setup(app: web.Application, api: str) -> None:
         app.router.add_post(f"{base}/{{article_id}}/{action}", _workflow(action, summary))
     app.router.add_get(f"{api}/articles", list_articles)
     app.router.add_get(f"{api}/articles/suggestions", suggest)
-    app.router.add_get(f"{api}/articles/for-you", for_you)
     app.router.add_get(f"{api}/articles/{{article_id}}", get_article)

@@ -13,13 +13,13 @@ from content import storage
 from content.cache import ArticleCache
 from content.models import ArticleContent
 from content.sanitize import reading_minutes, sanitize_markdown
-from question_bank import storage as question_storage
-from question_bank import workflow
-from question_bank.errors import StaleVersion
-from question_bank.search import terms
-from server.clock import now
-from server.errors import NotFound
-from server.kv import Kv
+from server.editorial import service as editorial
+from server.editorial import workflow
+from server.editorial.errors import StaleVersion
+from server.kernel.clock import now
+from server.kernel.errors import NotFound
+from server.kernel.kv import Kv
+from server.search.index import terms
 
 Document = dict[str, Any]
 
@@ -86,10 +86,7 @@ async def _after_write(
     actor: str,
     before: Document | None,
 ) -> None:
-    await storage.save_version(db, doc)
-    await question_storage.audit_change(
-        db, "article", doc, action=action, actor=actor, before=before
-    )
+    await editorial.record(db, "article", doc, action=action, actor=actor, before=before)
     await cache.reload_after_write(db, kv)
 
 
@@ -136,11 +133,6 @@ async def update(
         raise await _conflict(db, article_id)
     at = now()
     prepared = _prepared(content)
-    claimed = await storage.claim_version(
-        db, article_id, version + 1, content=prepared, actor=actor, at=at, current_version=version
-    )
-    if not claimed:
-        raise await _conflict(db, article_id)
     fields = {
         "content": prepared,
         "status": "draft",
@@ -148,11 +140,8 @@ async def update(
         "updated_at": at,
         "changed_at": at,
     }
-    doc = await storage.update_if_version(
-        db, article_id, version=version, statuses=None, fields=fields, bump=True
-    )
+    doc = await editorial.change(db, "article", before, set_fields=fields, new_version=True)
     if doc is None:
-        await storage.release_version(db, article_id, version + 1)
         raise await _conflict(db, article_id)
     await _after_write(db, kv, cache, doc, action="update", actor=actor, before=before["content"])
     return doc
@@ -175,12 +164,8 @@ async def transition(
     fields = workflow.transition_fields(current, action=action, actor=actor, at=now())
     if action == "publish":
         fields["published_tokens"] = _tokens(current["content"])
-    doc = await storage.update_if_version(
-        db,
-        article_id,
-        version=current["version"],
-        statuses=workflow.ALLOWED_FROM[action],
-        fields=fields,
+    doc = await editorial.change(
+        db, "article", current, statuses=workflow.ALLOWED_FROM[action], set_fields=fields
     )
     if doc is None:
         raise await _conflict(db, article_id)
@@ -194,16 +179,16 @@ async def delete(
     current = await get_or_raise(db, article_id=article_id)
     workflow.check_deletable(current, noun="文章")
     at = now()
-    doc = await storage.update_if_version(
+    doc = await editorial.change(
         db,
-        article_id,
-        version=current["version"],
+        "article",
+        current,
         statuses=("draft",),
-        fields={"deleted_at": at, "deleted_by": actor, "changed_at": at},
+        set_fields={"deleted_at": at, "deleted_by": actor, "changed_at": at},
     )
     if doc is None:
         raise await _conflict(db, article_id)
-    await question_storage.audit_change(
+    await editorial.record(
         db, "article", doc, action="delete", actor=actor, before=current["content"], deleted=True
     )
     await cache.reload_after_write(db, kv)
@@ -359,3 +344,8 @@ async def seed_demo(db: AsyncDatabase) -> int:
             docs.append(doc)
     await storage.insert_many(db, docs)
     return len(docs)
+
+
+async def read_by(kv: Kv, user_id: str) -> set[str]:
+    """Ids of the articles this resident has read."""
+    return await storage.read_by(kv, user_id)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from bson import ObjectId
-from pymongo import DESCENDING, ReturnDocument, UpdateOne
+from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from question_bank import storage as question_storage
-from server.kv import Kv, text
+from server.kernel import store
+from server.kernel.kv import Kv, text
 
 Document = dict[str, Any]
 ARTICLES = "articles"
@@ -31,26 +31,6 @@ async def get(db: AsyncDatabase, article_id: str) -> Document | None:
     return doc if doc and not doc.get("deleted_at") else None
 
 
-async def update_if_version(
-    db: AsyncDatabase,
-    article_id: str,
-    *,
-    version: int,
-    statuses: tuple[str, ...] | None,
-    fields: Document,
-    bump: bool = False,
-) -> Document | None:
-    query: Document = {"_id": _oid(article_id), "version": version, "deleted_at": None}
-    if statuses is not None:
-        query["status"] = {"$in": list(statuses)}
-    update: Document = {"$set": fields}
-    if bump:
-        update["$inc"] = {"version": 1}
-    return await db[ARTICLES].find_one_and_update(
-        query, update, return_document=ReturnDocument.AFTER
-    )
-
-
 async def list_page(
     db: AsyncDatabase, *, status: str | None, skip: int, limit: int
 ) -> tuple[list[Document], int]:
@@ -58,8 +38,7 @@ async def list_page(
     if status:
         query["status"] = status
     docs = (
-        await db[ARTICLES]
-        .find(query)
+        await store.find(db[ARTICLES], query)
         .sort("changed_at", DESCENDING)
         .skip(skip)
         .limit(limit)
@@ -69,51 +48,7 @@ async def list_page(
 
 
 async def all_live(db: AsyncDatabase) -> list[Document]:
-    return await db[ARTICLES].find({"deleted_at": None}).to_list()
-
-
-async def save_version(db: AsyncDatabase, doc: Document) -> None:
-    await db["article_versions"].update_one(
-        {"_id": f"{doc['_id']}:{doc['version']}"},
-        {
-            "$setOnInsert": {
-                "article_id": str(doc["_id"]),
-                "version": doc["version"],
-                "content": doc["content"],
-                "at": doc["changed_at"],
-                "by": doc["updated_by"],
-            }
-        },
-        upsert=True,
-    )
-
-
-async def claim_version(
-    db: AsyncDatabase,
-    article_id: str,
-    version: int,
-    *,
-    content: Document,
-    actor: str,
-    at: Any,
-    current_version: int,
-) -> bool:
-    """Claim the next version before updating the article (see question_bank's claim)."""
-    snapshot = {
-        "_id": f"{article_id}:{version}",
-        "article_id": article_id,
-        "version": version,
-        "content": content,
-        "at": at,
-        "by": actor,
-    }
-    return await question_storage.claim_snapshot(
-        db, "article_versions", snapshot, current_version=current_version
-    )
-
-
-async def release_version(db: AsyncDatabase, article_id: str, version: int) -> None:
-    await db["article_versions"].delete_one({"_id": f"{article_id}:{version}"})
+    return await store.find(db[ARTICLES], {"deleted_at": None}).to_list()
 
 
 async def insert_many(db: AsyncDatabase, docs: list[Document]) -> None:
@@ -124,7 +59,7 @@ async def insert_many(db: AsyncDatabase, docs: list[Document]) -> None:
 async def existing_titles(db: AsyncDatabase) -> set[str]:
     return {
         d["content"]["title"]
-        async for d in db[ARTICLES].find({"deleted_at": None}, {"content.title": 1})
+        async for d in store.find(db[ARTICLES], {"deleted_at": None}, {"content.title": 1})
     }
 
 

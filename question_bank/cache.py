@@ -26,9 +26,9 @@ from pymongo.errors import PyMongoError
 
 from question_bank import storage
 from question_bank.duplicates import NearDuplicateIndex
-from question_bank.search import SearchIndex
-from question_bank.stats import MIN_ATTEMPTS_FOR_FLAGS
-from server.kv import Kv
+from question_bank.item_stats import MIN_ATTEMPTS_FOR_FLAGS
+from server.kernel.kv import Kv
+from server.search.index import SearchIndex
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from pydantic import ValidationError
 
 from question_bank.models import QuestionContent
-from question_bank.vocab import AUDIENCE_LABELS, DIMENSION_LABELS, OPTION_KEYS, TOPICS, TYPE_LABELS
-from server.errors import PayloadTooLarge, ValidationFailed
-from server.http import chinese_message
+from server.county.vocab import AUDIENCE_LABELS, DIMENSION_LABELS, OPTION_KEYS, TOPICS, TYPE_LABELS
+from server.kernel.errors import PayloadTooLarge, ValidationFailed
+from server.kernel.http import chinese_message
 
 MAX_ROWS = 20_000
 MAX_BYTES = 10 * 1024 * 1024

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, HttpUrl, StringConstraints, field_validator, model_validator
 
-from question_bank.vocab import (
+from server.county.vocab import (
     OPTION_KEYS,
     TOPICS,
     TRUE_FALSE_OPTIONS,
@@ -17,7 +17,7 @@ from question_bank.vocab import (
     QuestionType,
     Status,
 )
-from server.models import ApiModel, Page, PageQuery
+from server.kernel.models import ApiModel, Page, PageQuery
 
 STEM_MAX = 500
 OPTION_MAX = 200

@@ -7,6 +7,7 @@ from datetime import datetime
 from aiohttp import BodyPartReader, web
 
 from question_bank import importing, service
+from question_bank.keys import BANK
 from question_bank.models import (
     DuplicatePage,
     DuplicatesQuery,
@@ -20,18 +21,12 @@ from question_bank.models import (
     QuestionUpdate,
     VersionBody,
 )
-from server.errors import PayloadTooLarge, ValidationFailed
-from server.http import Handler, endpoint, json_response, read_optional
-from server.keys import BANK, DB, KV, PRINCIPAL
+from server.kernel.errors import PayloadTooLarge, ValidationFailed
+from server.kernel.http import Handler, caller_id, endpoint, json_response, read_optional
+from server.kernel.keys import DB, KV
 
 WRITERS = ("editor",)
 READERS = ("editor", "analyst")
-
-
-def _actor(request: web.Request) -> str:
-    principal = request[PRINCIPAL]
-    assert principal is not None  # guaranteed by the route's roles
-    return principal.user_id
 
 
 def _qid(request: web.Request) -> str:
@@ -42,7 +37,7 @@ def _qid(request: web.Request) -> str:
 async def create_question(request: web.Request, *, body: QuestionCreate) -> web.Response:
     """Create a draft question."""
     app = request.app
-    doc = await service.create(app[DB], app[KV], app[BANK], content=body, actor=_actor(request))
+    doc = await service.create(app[DB], app[KV], app[BANK], content=body, actor=caller_id(request))
     return json_response(service.to_read(doc), status=201)
 
 
@@ -86,7 +81,7 @@ async def update_question(request: web.Request, *, body: QuestionUpdate) -> web.
         question_id=_qid(request),
         version=body.version,
         content=content,
-        actor=_actor(request),
+        actor=caller_id(request),
     )
     return json_response(service.to_read(doc))
 
@@ -96,7 +91,7 @@ async def delete_question(request: web.Request) -> web.Response:
     """Delete a draft that was never published."""
     app = request.app
     await service.delete(
-        app[DB], app[KV], app[BANK], question_id=_qid(request), actor=_actor(request)
+        app[DB], app[KV], app[BANK], question_id=_qid(request), actor=caller_id(request)
     )
     return web.Response(status=204)
 
@@ -112,7 +107,7 @@ def _workflow(action: str, doc: str) -> Handler:
             question_id=_qid(request),
             version=body.version if body else None,
             action=action,
-            actor=_actor(request),
+            actor=caller_id(request),
         )
         return json_response(service.to_read(result))
 
@@ -169,7 +164,7 @@ async def import_questions(request: web.Request, *, query: ImportQuery) -> web.R
     parsed = importing.parse_upload(filename, data)
     app = request.app
     result = await service.import_questions(
-        app[DB], app[KV], app[BANK], parsed=parsed, dry_run=query.dry_run, actor=_actor(request)
+        app[DB], app[KV], app[BANK], parsed=parsed, dry_run=query.dry_run, actor=caller_id(request)
     )
     return json_response(result)
 

@@ -13,18 +13,17 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from question_bank import storage, workflow
+from question_bank import storage
 from question_bank.cache import BankCache, duplicate_tokens
 from question_bank.duplicates import content_hash
-from question_bank.errors import (
-    DuplicateQuestion,
-    QuestionNotFound,
-    StaleVersion,
-)
+from question_bank.errors import DuplicateQuestion, QuestionNotFound
 from question_bank.models import QuestionContent
-from question_bank.search import terms
-from server.clock import now
-from server.kv import Kv
+from server.editorial import service as editorial
+from server.editorial import workflow
+from server.editorial.errors import StaleVersion
+from server.kernel.clock import now
+from server.kernel.kv import Kv
+from server.search.index import terms
 
 Document = dict[str, Any]
 
@@ -80,8 +79,7 @@ async def _after_write(
     actor: str,
     before: Document | None,
 ) -> None:
-    await storage.save_version(db, doc)
-    await storage.audit_change(db, "question", doc, action=action, actor=actor, before=before)
+    await editorial.record(db, "question", doc, action=action, actor=actor, before=before)
     bank.apply(doc)
     await storage.announce_change(kv, doc)
 
@@ -133,13 +131,6 @@ async def update(
         )
     new_content = content.content_dict()
     at = now()
-    # Claim the next version number first: its snapshot's _id is unique, so of concurrent
-    # edits of one version exactly one gets it (FerretDB's findAndModify alone lets two
-    # compare-and-set updates of the same version both succeed).
-    if not await storage.claim_version(
-        db, question_id, version + 1, content=new_content, actor=actor, at=at
-    ):
-        raise await _stale_or_missing(db, question_id)
     fields = {
         "content": new_content,
         "dedupe_key": content_hash(new_content),
@@ -150,14 +141,10 @@ async def update(
         "changed_at": at,
     }
     try:
-        doc = await storage.update_if_version(
-            db, question_id, version=version, set_fields=fields, bump_version=True
-        )
+        doc = await editorial.change(db, "question", before, set_fields=fields, new_version=True)
     except DuplicateKeyError:
-        await storage.release_version(db, question_id, version + 1)
         raise DuplicateQuestion("修改后的内容与题库中另一道题相同") from None
     if doc is None:
-        await storage.release_version(db, question_id, version + 1)
         raise await _stale_or_missing(db, question_id)
     doc["near_duplicates"] = near_duplicates_of(bank, doc)
     await _after_write(db, kv, bank, doc, action="update", actor=actor, before=before["content"])
@@ -177,11 +164,11 @@ async def transition(
     """submit, publish or retire (see `workflow`); four-eyes applies to publishing."""
     current = await get_or_raise(db, question_id=question_id)
     workflow.check_transition(current, action=action, actor=actor, version=version, noun="题目")
-    doc = await storage.update_if_version(
+    doc = await editorial.change(
         db,
-        question_id,
-        version=current["version"],
-        allowed_statuses=workflow.ALLOWED_FROM[action],
+        "question",
+        current,
+        statuses=workflow.ALLOWED_FROM[action],
         set_fields=workflow.transition_fields(current, action=action, actor=actor, at=now()),
     )
     if doc is None:
@@ -197,17 +184,17 @@ async def delete(
     current = await get_or_raise(db, question_id=question_id)
     workflow.check_deletable(current, noun="题目")
     at = now()
-    doc = await storage.update_if_version(
+    doc = await editorial.change(
         db,
-        question_id,
-        version=current["version"],
-        allowed_statuses=("draft",),
+        "question",
+        current,
+        statuses=("draft",),
         set_fields={"deleted_at": at, "deleted_by": actor, "changed_at": at},
         unset_fields=("dedupe_key",),
     )
     if doc is None:
         raise await _stale_or_missing(db, question_id)
-    await storage.audit_change(
+    await editorial.record(
         db, "question", doc, action="delete", actor=actor, before=current["content"], deleted=True
     )
     bank.apply(doc)
@@ -255,7 +242,7 @@ def _matches(
 
 async def history(db: AsyncDatabase, *, question_id: str) -> list[Document]:
     await get_or_raise(db, question_id=question_id)
-    return await storage.audit_trail(db, "question", question_id)
+    return await editorial.history(db, "question", question_id)
 
 
 def to_read(doc: Document) -> Document:
@@ -316,7 +303,13 @@ async def import_questions(
         for doc in fresh:
             if doc["_id"] in inserted_set:
                 bank.apply(doc)
-        await storage.record_import(db, [d for d in fresh if d["_id"] in inserted_set], actor=actor)
+        await editorial.record_created(
+            db,
+            "question",
+            [d for d in fresh if d["_id"] in inserted_set],
+            action="import",
+            actor=actor,
+        )
         await storage.announce_reload(kv)
     errors = sorted(parsed.errors, key=lambda e: (e["row"], e["field"]))
     return {
@@ -352,12 +345,12 @@ def duplicate_pairs(bank: BankCache, *, threshold: float) -> list[Document]:
 
 
 async def item_statistics(db: AsyncDatabase, *, question_id: str) -> Document:
-    from question_bank import stats
+    from question_bank import item_stats as stats
 
     doc = await get_or_raise(db, question_id=question_id)
     versions = []
     for sums in await storage.item_stats(db, question_id):
-        snapshot = await storage.get_version(db, question_id, sums["version"])
+        snapshot = await editorial.version(db, "question", question_id, sums["version"])
         content = snapshot["content"] if snapshot else doc["content"]
         summary = stats.summarise(
             sums,
@@ -376,7 +369,7 @@ async def item_statistics(db: AsyncDatabase, *, question_id: str) -> Document:
 
 async def record_responses(db: AsyncDatabase, responses: list[Any]) -> None:
     """Fold scored answers into the item statistics (called by scoring for every quiz)."""
-    from question_bank import stats
+    from question_bank import item_stats as stats
 
     await storage.add_item_responses(
         db, [(r.question_id, r.version, stats.increments(r)) for r in responses]
@@ -408,7 +401,16 @@ async def seed_demo(db: AsyncDatabase) -> int:
     existing = await storage.find_by_dedupe_keys(db, [d["dedupe_key"] for d in docs])
     fresh = [d for d in docs if d["dedupe_key"] not in existing]
     inserted, _ = await storage.insert_many(db, fresh)
-    await storage.record_import(
-        db, [d for d in fresh if d["_id"] in set(inserted)], actor="seed-demo"
+    await editorial.record_created(
+        db,
+        "question",
+        [d for d in fresh if d["_id"] in set(inserted)],
+        action="import",
+        actor="seed-demo",
     )
     return len(inserted)
+
+
+async def version_served(db: AsyncDatabase, *, question_id: str, version: int) -> Document | None:
+    """The content of one version of a question, as it was served."""
+    return await editorial.version(db, "question", question_id, version)

@@ -12,12 +12,13 @@ from typing import Any
 import bson
 from bson import ObjectId
 from bson.codec_options import CodecOptions
-from pymongo import DESCENDING, ReturnDocument, UpdateOne
+from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from server.kv import Kv
+from server.kernel import store
+from server.kernel.kv import Kv
 
 Document = dict[str, Any]
 
@@ -67,7 +68,7 @@ async def find_by_dedupe_keys(db: AsyncDatabase, keys: list[str]) -> dict[str, s
     found: dict[str, str] = {}
     for start in range(0, len(keys), 1000):
         chunk = keys[start : start + 1000]
-        cursor = questions(db).find({"dedupe_key": {"$in": chunk}}, {"dedupe_key": 1})
+        cursor = store.find(questions(db), {"dedupe_key": {"$in": chunk}}, {"dedupe_key": 1})
         async for doc in cursor:
             found[doc["dedupe_key"]] = str(doc["_id"])
     return found
@@ -80,31 +81,6 @@ async def get(db: AsyncDatabase, question_id: str) -> Document | None:
     # `_id` alone, so FerretDB uses its primary key (it scans for any other filter shape).
     doc = await questions(db).find_one({"_id": oid})
     return doc if doc is not None and not doc.get("deleted_at") else None
-
-
-async def update_if_version(
-    db: AsyncDatabase,
-    question_id: str,
-    *,
-    version: int,
-    allowed_statuses: tuple[str, ...] | None = None,
-    set_fields: Document,
-    unset_fields: tuple[str, ...] = (),
-    bump_version: bool = False,
-) -> Document | None:
-    """Compare-and-set on the version (and status): the write happens only if nobody changed
-    the question since `version` was read. Returns the new document, or None."""
-    query: Document = {"_id": object_id(question_id), "version": version, "deleted_at": None}
-    if allowed_statuses is not None:
-        query["status"] = {"$in": list(allowed_statuses)}
-    update: Document = {"$set": set_fields}
-    if bump_version:
-        update["$inc"] = {"version": 1}
-    if unset_fields:
-        update["$unset"] = dict.fromkeys(unset_fields, "")
-    return await questions(db).find_one_and_update(
-        query, update, return_document=ReturnDocument.AFTER
-    )
 
 
 def _filters(
@@ -126,138 +102,25 @@ async def list_page(
     db: AsyncDatabase, *, skip: int, limit: int, **filters: str | None
 ) -> tuple[list[Document], int]:
     query = _filters(**filters)
-    cursor = questions(db).find(query).sort([("changed_at", DESCENDING), ("_id", DESCENDING)])
+    cursor = store.find(questions(db), query).sort(
+        [("changed_at", DESCENDING), ("_id", DESCENDING)]
+    )
     docs = await cursor.skip(skip).limit(limit).to_list()
     return docs, await questions(db).count_documents(query)
 
 
 async def all_matching(db: AsyncDatabase, **filters: str | None) -> list[Document]:
     query = _filters(**filters)
-    return await questions(db).find(query).sort("_id", 1).to_list()
+    return await store.find(questions(db), query).sort("_id", 1).to_list()
 
 
 async def load_all(db: AsyncDatabase) -> list[Document]:
-    return await questions(db).find({"deleted_at": None}).to_list()
+    return await store.find(questions(db), {"deleted_at": None}).to_list()
 
 
 async def changed_since(db: AsyncDatabase, since: datetime) -> list[Document]:
     """Every question touched at or after `since`, deleted ones included (so caches drop them)."""
-    return await questions(db).find({"changed_at": {"$gte": since}}).to_list()
-
-
-def version_key(question_id: str, version: int) -> str:
-    # A deterministic _id: lookups and upserts by _id are indexed on every backend (FerretDB
-    # scans the collection for other upsert filters).
-    return f"{question_id}:{version}"
-
-
-async def save_version(db: AsyncDatabase, doc: Document) -> None:
-    """Keep the content of every version, so an attempt can always show the version served."""
-    await db["question_versions"].update_one(
-        {"_id": version_key(str(doc["_id"]), doc["version"])},
-        {
-            "$setOnInsert": {
-                "question_id": str(doc["_id"]),
-                "version": doc["version"],
-                "content": doc["content"],
-                "at": doc["changed_at"],
-                "by": doc["updated_by"],
-            }
-        },
-        upsert=True,
-    )
-
-
-CLAIM_TIMEOUT_SECONDS = 30
-
-
-async def claim_snapshot(
-    db: AsyncDatabase, collection: str, snapshot: Document, *, current_version: int | None
-) -> bool:
-    """Insert a version snapshot before its entity is updated; False if another edit holds
-    it. Of concurrent edits of one version exactly one gets it (the snapshot's _id is
-    unique; FerretDB's findAndModify alone lets two compare-and-set updates both succeed).
-    A claim left by a writer that died (the entity never reached that version) is taken
-    over after CLAIM_TIMEOUT_SECONDS."""
-    try:
-        await db[collection].insert_one(snapshot)
-        return True
-    except DuplicateKeyError:
-        pass
-    held = await db[collection].find_one({"_id": snapshot["_id"]})
-    abandoned = (
-        held is not None
-        and current_version is not None
-        and current_version < snapshot["version"]
-        and (snapshot["at"] - held["at"]).total_seconds() > CLAIM_TIMEOUT_SECONDS
-    )
-    if not abandoned or held is None:
-        return False
-    result = await db[collection].replace_one({"_id": snapshot["_id"], "at": held["at"]}, snapshot)
-    return result.modified_count == 1
-
-
-async def claim_version(
-    db: AsyncDatabase,
-    question_id: str,
-    version: int,
-    *,
-    content: Document,
-    actor: str,
-    at: datetime,
-) -> bool:
-    snapshot = {
-        "_id": version_key(question_id, version),
-        "question_id": question_id,
-        "version": version,
-        "content": content,
-        "at": at,
-        "by": actor,
-    }
-    current = await get(db, question_id)
-    return await claim_snapshot(
-        db, "question_versions", snapshot, current_version=current["version"] if current else None
-    )
-
-
-async def release_version(db: AsyncDatabase, question_id: str, version: int) -> None:
-    """Give back a claimed version whose update did not happen."""
-    await db["question_versions"].delete_one({"_id": version_key(question_id, version)})
-
-
-async def get_version(db: AsyncDatabase, question_id: str, version: int) -> Document | None:
-    return await db["question_versions"].find_one({"_id": version_key(question_id, version)})
-
-
-async def audit_change(
-    db: AsyncDatabase,
-    entity: str,
-    doc: Document,
-    *,
-    action: str,
-    actor: str,
-    before: Document | None,
-    deleted: bool = False,
-) -> None:
-    """One audit record (who, what, when, before/after) for a question or an article."""
-    await db["audit_log"].insert_one(
-        {
-            "entity": entity,
-            "entity_id": str(doc["_id"]),
-            "action": action,
-            "by": actor,
-            "at": doc["changed_at"],
-            "version": doc["version"],
-            "status": "deleted" if deleted else doc["status"],
-            "before": before,
-            "after": None if deleted else doc["content"],
-        }
-    )
-
-
-async def audit_trail(db: AsyncDatabase, entity: str, entity_id: str) -> list[Document]:
-    cursor = db["audit_log"].find({"entity": entity, "entity_id": entity_id}, {"_id": 0})
-    return await cursor.sort("at", 1).to_list()
+    return await store.find(questions(db), {"changed_at": {"$gte": since}}).to_list()
 
 
 async def announce_change(kv: Kv, doc: Document) -> None:
@@ -306,7 +169,7 @@ async def add_item_responses(
     """Apply per-(question, version) increments of the sufficient sums in one batch."""
     ops = [
         UpdateOne(
-            {"_id": version_key(qid, version)},
+            {"_id": f"{qid}:{version}"},
             {"$inc": inc, "$setOnInsert": {"question_id": qid, "version": version}},
             upsert=True,
         )
@@ -318,7 +181,7 @@ async def add_item_responses(
 
 async def facilities(db: AsyncDatabase, *, min_attempts: int) -> dict[str, float]:
     """Share correct per "id:version" for items with at least `min_attempts` answers."""
-    cursor = db["item_stats"].find({}, {"n": 1, "sx": 1})
+    cursor = store.find(db["item_stats"], {}, {"n": 1, "sx": 1})
     return {
         str(doc["_id"]): doc["sx"] / doc["n"]
         async for doc in cursor
@@ -327,50 +190,5 @@ async def facilities(db: AsyncDatabase, *, min_attempts: int) -> dict[str, float
 
 
 async def item_stats(db: AsyncDatabase, question_id: str) -> list[Document]:
-    cursor = db["item_stats"].find({"question_id": question_id}, {"_id": 0})
+    cursor = store.find(db["item_stats"], {"question_id": question_id}, {"_id": 0})
     return await cursor.sort("version", 1).to_list()
-
-
-async def record_import(db: AsyncDatabase, docs: list[Document], *, actor: str) -> None:
-    """Version snapshots and one audit record per imported question, in two batches."""
-    if not docs:
-        return
-    await _insert_new(
-        db["question_versions"],
-        [
-            {
-                "_id": version_key(str(d["_id"]), 1),
-                "question_id": str(d["_id"]),
-                "version": 1,
-                "content": d["content"],
-                "at": d["created_at"],
-                "by": actor,
-            }
-            for d in docs
-        ],
-    )
-    await db["audit_log"].insert_many(
-        [
-            {
-                "entity": "question",
-                "entity_id": str(d["_id"]),
-                "action": "import",
-                "by": actor,
-                "at": d["created_at"],
-                "version": 1,
-                "status": "draft",
-                "before": None,
-                "after": d["content"],
-            }
-            for d in docs
-        ]
-    )
-
-
-async def _insert_new(collection: AsyncCollection[Document], docs: list[Document]) -> None:
-    """Insert documents with deterministic ids, ignoring those already there (a retry)."""
-    try:
-        await collection.insert_many(docs, ordered=False)
-    except BulkWriteError as error:
-        if any(e.get("code") != 11000 for e in error.details["writeErrors"]):
-            raise

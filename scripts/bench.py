@@ -7,7 +7,6 @@ import asyncio
 import io
 import random
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import openpyxl
@@ -15,10 +14,13 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
 
 from question_bank.importing import COLUMNS
+from question_bank.keys import BANK
 from scripts import services as harness
-from server import seed, users
+from scripts.benchkit import percentile, report, timed
+from server import seed
+from server.accounts import service as users
 from server.app import create_app
-from server.keys import BANK, DB
+from server.kernel.keys import DB
 from tests.conftest import make_settings
 
 QUERIES = [
@@ -33,26 +35,6 @@ QUERIES = [
     "验证码",
     "碳中和",
 ]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
-
-
-async def timed(action: Callable[[], Awaitable[Any]], repeat: int) -> list[float]:
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        await action()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
-def report(name: str, samples: list[float], baseline: float | None = None) -> None:
-    p50, p95 = percentile(samples, 0.5), percentile(samples, 0.95)
-    ratio = f"  ({p50 / baseline:.1f}× healthz p50)" if baseline else ""
-    print(f"{name:<44} p50 {p50:8.2f} ms   p95 {p95:8.2f} ms   n={len(samples)}{ratio}")
 
 
 def question_rows(count: int) -> bytes:
@@ -188,7 +170,7 @@ def articles(count: int = 50_000) -> None:
 
     from content import service as content_service
     from content.cache import ArticleCache
-    from question_bank.search import terms
+    from server.search.index import terms
 
     print(f"== articles ({count:,} published, in process) ==")
     demo = json.loads(

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from scripts import services as harness
-from scripts.bench import percentile
+from scripts.benchkit import percentile
 
 DURATION = 4.0
 CONCURRENCY = (64, 256)

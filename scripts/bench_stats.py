@@ -15,14 +15,19 @@ from typing import Any
 import numpy as np
 from aiohttp.test_utils import TestClient, TestServer
 
-from scoring import estimates, report, storage
-from scoring.assessment import DIMENSIONS
-from scoring.estimation import EDUCATIONS, GENDERS, GROUPS
+from scoring.assessment import storage as assessment_storage
+from scoring.assessment.scoring import DIMENSIONS
+from scoring.quizzes import storage as quizzes_storage
+from scoring.statistics import report
+from scoring.statistics import service as estimates
+from scoring.statistics.estimation import EDUCATIONS, GENDERS, GROUPS
 from scripts import services as harness
-from scripts.bench import report as print_figure
-from scripts.bench import timed
+from scripts.benchkit import report as print_figure
+from scripts.benchkit import timed
 from server.app import create_app
-from server.keys import DB
+from server.county import service as county_service
+from server.county import storage as county_storage
+from server.kernel.keys import DB
 from tests.conftest import make_settings
 from tests.factories import auth, staff_token
 
@@ -103,14 +108,14 @@ def _now() -> Any:
 
 
 async def load(db: Any, rng: np.random.Generator) -> int:
-    await storage.upsert_townships(
+    await county_storage.upsert_townships(
         db,
         [{"code": f"T{t:04d}", "name": f"乡镇{t}", "population": 30_000} for t in range(TOWNSHIPS)],
     )
-    await storage.put_census(db, census_doc(rng))
+    await county_storage.put_census(db, census_doc(rng))
     docs = synthetic_cells(rng)
     for start in range(0, len(docs), 1000):
-        await db[storage.CELLS].insert_many(docs[start : start + 1000], ordered=False)
+        await db[quizzes_storage.CELLS].insert_many(docs[start : start + 1000], ordered=False)
     return len(docs)
 
 
@@ -132,7 +137,7 @@ async def run(services: harness.Services) -> None:
         token = await staff_token(client, "analyst")
 
         async def cold(path: str) -> None:
-            await estimates.cells_changed(app[DB], {PERIOD})
+            await county_service.bump_stats_version(app[DB], f"cells_by_period.{PERIOD}")
             response = await client.get(path, headers=auth(token))
             assert response.status == 200, await response.text()
             await response.read()
@@ -154,7 +159,7 @@ async def run(services: harness.Services) -> None:
 
 async def _pure_figures(app: Any) -> None:
     started = time.perf_counter()
-    docs = await storage.read_cells(app[DB], [PERIOD])
+    docs = await assessment_storage.read_cells(app[DB], [PERIOD])
     read_s = time.perf_counter() - started
     county = await estimates.load_county(app[DB])
     codes = [t["code"] for t in county["townships"]]

@@ -45,18 +45,19 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from question_bank.vocab import DIMENSION_LABELS
-from scoring import estimation as est
-from scoring import storage as county_storage
-from scoring.assessment import TIER_CUTOFFS
-from scoring.estimation_mrp import fit_mrp
-from scoring.report import MRP_DRAWS
+from question_bank.keys import BANK
+from scoring.assessment.scoring import TIER_CUTOFFS
+from scoring.statistics import estimation as est
+from scoring.statistics.estimation_mrp import fit_mrp
+from scoring.statistics.report import MRP_DRAWS
 from scripts import services as harness
 from scripts import simulation as sim
-from server import users
+from server.accounts import service as users
 from server.app import create_app
-from server.keys import BANK, DB
-from server.settings import Settings
+from server.county import storage as county_storage
+from server.county.vocab import DIMENSION_LABELS
+from server.kernel.keys import DB
+from server.kernel.settings import Settings
 
 API = "/api/v1"
 # Respondents in flight. FerretDB (SQLite) serialises the writes, so more buys no speed: 1, 2

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import special
 
-from scoring.estimation import (
+from scoring.statistics.estimation import (
     AGE_BANDS,
     EDUCATIONS,
     GENDERS,
@@ -44,8 +44,8 @@ from scoring.estimation import (
     suppress,
     wilson_interval,
 )
-from scoring.estimation_fh import fay_herriot
-from scoring.estimation_mrp import fit_mrp, fixed_effect_shares, township_covariates
+from scoring.statistics.estimation_fh import fay_herriot
+from scoring.statistics.estimation_mrp import fit_mrp, fixed_effect_shares, township_covariates
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]

@@ -11,15 +11,16 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 from pydantic import ValidationError
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server import users
+from scoring.quizzes import service as quiz_service
+from server.accounts import service as users
 from server.app import create_app
-from server.errors import ApiError
-from server.logs import configure_logging
-from server.schema import bootstrap
-from server.settings import Settings, describe_validation_error
+from server.kernel import store
+from server.kernel.errors import ApiError
+from server.kernel.logs import configure_logging
+from server.kernel.schema import bootstrap
+from server.kernel.settings import Settings, describe_validation_error
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
 
@@ -34,9 +35,7 @@ def load_settings() -> Settings:
 
 @asynccontextmanager
 async def database(settings: Settings) -> AsyncIterator[AsyncDatabase]:
-    client: AsyncMongoClient = AsyncMongoClient(
-        settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=5000
-    )
+    client = store.open_client(settings.mongodb_uri, serverSelectionTimeoutMS=5000)
     try:
         db = client[settings.mongodb_db]
         await bootstrap(db)
@@ -82,11 +81,10 @@ def seed_demo(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def rebuild_stats(settings: Settings, _args: argparse.Namespace) -> None:
-    from scoring import cells
 
     async def run() -> int:
         async with database(settings) as db:
-            return await cells.rebuild(db)
+            return await quiz_service.rebuild_cells(db)
 
     print(f"cells: {asyncio.run(run())}")
 

@@ -11,50 +11,35 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from pymongo import AsyncMongoClient
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from content.cache import ArticleCache, fold_views
-from question_bank import search
+from content.keys import ARTICLES
 from question_bank.cache import BankCache
-from question_bank.stats_buffer import ItemStatsBuffer
-from scoring import estimates
-from scoring.cells import CellWriter, sweep_uncounted
-from scoring.writer import AttemptWriter
-from server import middlewares, routes
-from server.http import spec_of
-from server.keys import (
-    ARTICLES,
-    ATTEMPT_WRITER,
-    BANK,
-    CELL_WRITER,
-    DB,
-    ESTIMATES,
-    HTTP,
-    ITEM_STATS,
-    KV,
-    MONGO_CLIENT,
-    SETTINGS,
-)
-from server.kv import Kv
-from server.schema import bootstrap
-from server.settings import Settings
+from question_bank.item_stats_buffer import ItemStatsBuffer
+from question_bank.keys import BANK, ITEM_STATS
+from scoring.quizzes import service as quiz_service
+from scoring.quizzes.keys import ATTEMPT_WRITER
+from scoring.quizzes.writer import AttemptWriter
+from scoring.statistics.keys import ESTIMATES
+from scoring.statistics.service import EstimatesCache
+from server import routes
+from server.accounts import middleware as accounts_middleware
+from server.kernel import middlewares as kernel_middlewares
+from server.kernel import store
+from server.kernel.http import spec_of
+from server.kernel.keys import DB, HTTP, KV, MONGO_CLIENT, SETTINGS
+from server.kernel.kv import Kv
+from server.kernel.schema import bootstrap
+from server.kernel.settings import Settings
+from server.search import index as search
 
 log = logging.getLogger(__name__)
-
-# Short timeouts: a request should fail fast (503) rather than hang when a store is away.
-_MONGO_TIMEOUTS_MS: dict[str, Any] = {
-    "serverSelectionTimeoutMS": 3000,
-    "connectTimeoutMS": 3000,
-    "socketTimeoutMS": 20000,
-}
 
 
 async def _mongo_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    client: AsyncMongoClient = AsyncMongoClient(
-        settings.mongodb_uri, tz_aware=True, **_MONGO_TIMEOUTS_MS
-    )
+    client = store.open_client(settings.mongodb_uri)
     app[MONGO_CLIENT] = client
     app[DB] = client[settings.mongodb_db]
     try:
@@ -129,16 +114,13 @@ async def _articles_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The attempts' group-commit writer, the literacy cells' writer with its sweep for
-    uncounted assessments, and the item-statistics buffer (flushed at exit)."""
+    """The attempts' group-commit writer, the sweep for assessments never counted in the
+    literacy cells, and the item-statistics buffer (flushed at exit)."""
     writer = AttemptWriter(app[DB])
     writer.start()
     app[ATTEMPT_WRITER] = writer
-    cells = CellWriter(app[DB], on_change=lambda periods: estimates.cells_changed(app[DB], periods))
-    cells.start()
-    app[CELL_WRITER] = cells
-    app[ESTIMATES] = estimates.EstimatesCache()
-    sweep = _in_background(lambda stop: sweep_uncounted(cells, stop), "uncounted-sweep")
+    app[ESTIMATES] = EstimatesCache()
+    sweep = _in_background(lambda stop: quiz_service.sweep_uncounted(app[DB], stop), "cells-sweep")
     app[ITEM_STATS] = buffer = ItemStatsBuffer(app[DB])
     # The writer stops first, so the statistics of its last attempts are in the final flush.
     async with _in_background(buffer.run, "item-stats-flush"), sweep:
@@ -146,7 +128,6 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
         finally:
             await writer.stop()
-            await cells.stop()
 
 
 async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -159,9 +140,9 @@ async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[
-            middlewares.error_middleware,
-            middlewares.rate_limit_middleware,
-            middlewares.auth_middleware,
+            kernel_middlewares.error_middleware,
+            kernel_middlewares.rate_limit_middleware,
+            accounts_middleware.auth_middleware,
         ],
         client_max_size=settings.max_body_bytes,
     )

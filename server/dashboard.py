@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.http import endpoint
+from server.kernel.http import endpoint
 
 log = logging.getLogger(__name__)
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from aiohttp import web
 
-from server import auth_routes, dashboard, openapi
-from server.http import endpoint, json_response
-from server.keys import DB, KV
-from server.middlewares import error_body
+from content import routes as content_routes
+from question_bank import routes as question_routes
+from scoring.quizzes import routes as quiz_routes
+from scoring.statistics import routes as statistics_routes
+from server import dashboard
+from server.accounts import routes as account_routes
+from server.county import routes as county_routes
+from server.kernel import openapi
+from server.kernel.http import endpoint, json_response
+from server.kernel.keys import DB, KV
+from server.kernel.middlewares import error_body
 
 API = "/api/v1"
 
@@ -56,25 +62,17 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    """Mount the system routes and every domain's routes."""
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get(f"{API}/openapi.json", openapi_document)
-    auth_routes.setup(app, API)
     dashboard.setup(app)
-    for setup_domain in _domain_setups():
-        setup_domain(app, API)
-
-
-def _domain_setups() -> list[Any]:
-    # Imported here so the domains can import `server.http` without an import cycle.
-    from content import routes as content_routes
-    from question_bank import routes as question_routes
-    from scoring import routes as scoring_routes
-    from scoring import stats_routes
-
-    return [
-        scoring_routes.setup,
-        stats_routes.setup,
-        question_routes.setup,
-        content_routes.setup,
-    ]
+    for domain_routes in (
+        account_routes,
+        county_routes,
+        quiz_routes,
+        statistics_routes,
+        question_routes,
+        content_routes,
+    ):
+        domain_routes.setup(app, API)

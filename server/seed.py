@@ -10,9 +10,15 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from scoring import storage as county_storage
+from content import service as content_service
+from question_bank import service as question_service
+from question_bank.cache import BankCache
+from scoring.assessment import demo as demo_data
+from scoring.quizzes import service as quiz_service
+from server.county import service as county_service
+from server.county.models import CensusRow
 
-_COUNTY_FILE = Path(__file__).resolve().parents[1] / "scoring" / "demo" / "county.json"
+_COUNTY_FILE = Path(__file__).resolve().parent / "county" / "demo" / "county.json"
 
 
 def load_demo_county() -> dict[str, Any]:
@@ -27,12 +33,8 @@ async def seed_demo(db: AsyncDatabase, *, assessments: bool = False) -> dict[str
         {"code": t["code"], "name": t["name"], "population": t["population"]}
         for t in county["townships"]
     ]
-    counts = {"townships": await county_storage.upsert_townships(db, townships)}
-    from question_bank import service as question_service
-
+    counts = {"townships": await county_service.upsert_townships(db, townships)}
     counts["questions"] = await question_service.seed_demo(db)
-    from content import service as content_service
-
     counts["articles"] = await content_service.seed_demo(db)
     counts["census_rows"] = await _seed_census(db, county)
     if assessments:
@@ -41,13 +43,10 @@ async def seed_demo(db: AsyncDatabase, *, assessments: bool = False) -> dict[str
 
 
 async def _seed_census(db: AsyncDatabase, county: dict[str, Any]) -> int:
-    from scoring import census, demo_data
-    from scoring.models import CensusRow
-
     rows = [CensusRow(**row) for row in demo_data.census_rows(county)]
-    await census.replace_census(db, rows, actor="seed-demo")
+    await county_service.replace_census(db, rows, actor="seed-demo")
     target = county["target"]
-    await census.set_target(
+    await county_service.set_target(
         db, year=target["year"], share=target["literate_share"], actor="seed-demo"
     )
     return len(rows)
@@ -55,12 +54,9 @@ async def _seed_census(db: AsyncDatabase, county: dict[str, Any]) -> int:
 
 async def _seed_assessments(db: AsyncDatabase, county: dict[str, Any]) -> int:
     """Deterministic ids make this idempotent; the cells are rebuilt from all assessments."""
-    from question_bank.cache import BankCache
-    from scoring import cells, demo_data
-
     bank = BankCache()
     await bank.load(db)
     docs = demo_data.assessments(county, list(bank.published.values()), now=datetime.now(UTC))
-    await county_storage.insert_new_attempts(db, docs)
-    await cells.rebuild(db)
+    await quiz_service.store_demo_attempts(db, docs)
+    await quiz_service.rebuild_cells(db)
     return len(docs)

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from scripts import services as harness
 from server.app import create_app
-from server.settings import Settings
+from server.kernel.settings import Settings
 from tests import factories
 from tests.fake_wechat import FakeWeChat
 
@@ -127,8 +127,10 @@ async def resident_client(
     app_client = await client_for(
         make_settings(services, wechat_api_base=wechat.url, wechat_timeout_seconds=1)
     )
+    from content.keys import ARTICLES
+    from question_bank.keys import BANK
     from server import seed
-    from server.keys import ARTICLES, BANK, DB
+    from server.kernel.keys import DB
 
     await seed.seed_demo(app_client.app[DB])
     await app_client.app[BANK].load(app_client.app[DB])

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from server import users
-from server.keys import DB
+from server.accounts import service as users
+from server.kernel.keys import DB
 
 PASSWORD = "correct horse battery"
 
@@ -127,7 +127,7 @@ async def resident(
 
 def correct_answers(client: TestClient[Any, Any], quiz: dict[str, Any]) -> list[dict[str, Any]]:
     """The right choices in the quiz's shown keys, worked out from the bank (as a test may)."""
-    from server.keys import BANK
+    from question_bank.keys import BANK
 
     answers = []
     for question in quiz["questions"]:

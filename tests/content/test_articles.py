@@ -7,8 +7,10 @@ import re
 from typing import Any
 
 from content.cache import fold_views
+from content.keys import ARTICLES
 from content.sanitize import sanitize_markdown
-from server.keys import ARTICLES, BANK, DB, KV
+from question_bank.keys import BANK
+from server.kernel.keys import DB, KV
 from tests.factories import auth, resident
 
 ADMIN = "/api/v1/admin/articles"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from server.keys import BANK
+from question_bank.keys import BANK
 from tests.factories import auth, publish_question
 
 

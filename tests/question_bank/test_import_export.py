@@ -11,7 +11,7 @@ import openpyxl
 from aiohttp import FormData
 
 from question_bank.importing import COLUMNS
-from server.keys import DB
+from server.kernel.keys import DB
 from tests.factories import auth, create_question
 
 BASE = "/api/v1/admin/questions"

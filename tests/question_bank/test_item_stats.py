@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from question_bank import service
-from question_bank.stats import Response, increments, summarise
-from server.keys import DB
+from question_bank.item_stats import Response, increments, summarise
+from server.kernel.keys import DB
 from tests.factories import auth, publish_question
 
 

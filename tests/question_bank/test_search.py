@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from question_bank.search import SearchIndex, terms
+from server.search.index import SearchIndex, terms
 from tests.factories import auth, create_question, publish_question
 
 BASE = "/api/v1/admin/questions"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from server.keys import BANK, DB
+from question_bank.keys import BANK
+from server.kernel.keys import DB
 from tests import factories
 from tests.factories import auth, create_question, question_payload
 
@@ -84,8 +85,8 @@ async def test_analyst_reads_but_cannot_write_and_resident_gets_403(
     for method, path, body in writes:
         response = await client.request(method, path, json=body, headers=auth(staff.analyst))
         assert response.status == 403, (method, path)
-    from server import auth as tokens
-    from server.keys import KV
+    from server.accounts import tokens
+    from server.kernel.keys import KV
 
     resident = await tokens.issue_token(
         client.app[KV], user_id="0" * 24, role="resident", ttl_seconds=60

@@ -16,8 +16,8 @@ from question_bank.assembly import (
     expected_facility,
 )
 from question_bank.cache import PublishedQuestion
-from scoring import assessment
-from scoring.assessment import DIMENSION_WEIGHTS, score, tier_of
+from scoring.assessment import scoring as assessment
+from scoring.assessment.scoring import DIMENSION_WEIGHTS, score, tier_of
 
 
 def bank(per_dimension: int = 40) -> list[PublishedQuestion]:

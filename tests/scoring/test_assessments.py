@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from question_bank.assembly import ASSESSMENT_BLUEPRINT
-from scoring import cells
-from server.keys import BANK, CELL_WRITER, DB
+from question_bank.keys import BANK
+from scoring.assessment import service as assessment_service
+from scoring.assessment import storage as cell_storage
+from scoring.quizzes import service as quiz_service
+from server.kernel.keys import DB
 from tests.factories import auth, correct_answers, resident
 
 QUIZZES = "/api/v1/quizzes"
@@ -41,7 +44,12 @@ def answers_with(client: Any, quiz: dict[str, Any], right: dict[str, int]) -> li
 
 
 async def cell_docs(client: Any) -> list[dict[str, Any]]:
-    docs = await client.app[DB][cells.storage.CELLS].find({}).to_list()
+    """The stored cells, with the ids applied to each in a fixed order (a rebuild adds them in
+    another order than the residents submitted)."""
+    docs = await client.app[DB][cell_storage.CELLS].find({}).to_list()
+    for doc in docs:
+        assert len(doc["applied"]) == len(set(doc["applied"])) == doc["n"]
+        doc["applied"] = sorted(doc["applied"])
     return sorted(docs, key=lambda d: d["_id"])
 
 
@@ -257,7 +265,7 @@ async def test_rebuild_reproduces_the_incremental_cells_exactly(resident_client:
         ).status == 200
     before = await cell_docs(resident_client)
     assert sum(d["n"] for d in before) == 8  # four residents, each in a month and a year
-    assert await cells.rebuild(resident_client.app[DB]) == len(before)
+    assert await quiz_service.rebuild_cells(resident_client.app[DB]) == len(before)
     after = await cell_docs(resident_client)
     assert after == before
 
@@ -271,14 +279,31 @@ async def test_a_stored_assessment_missed_by_the_cells_is_counted_by_the_sweep(
     await submit(resident_client, token, quiz, correct_answers(resident_client, quiz))
     db = resident_client.app[DB]
     counted = await cell_docs(resident_client)
-    await db[cells.storage.CELLS].delete_many({})
-    await db["attempts"].update_many({}, {"$set": {"assessment.cells_applied": False}})
-    writer = resident_client.app[CELL_WRITER]
-    writer._applied.clear()  # a fresh process remembers nothing
+    await db[cell_storage.CELLS].delete_many({})
+    await db["attempts"].update_many({}, {"$set": {"cells_pending": True}})
     later = datetime.now(UTC) + timedelta(minutes=5)
-    assert await cells.count_uncounted(writer, before=later) == 1
+    assert await quiz_service.count_uncounted(db, before=later) == 1
     assert await cell_docs(resident_client) == counted
-    assert await cells.count_uncounted(writer, before=later) == 0, "counted once, marked"
+    assert await quiz_service.count_uncounted(db, before=later) == 0, "counted once, marked"
+
+
+async def test_an_assessment_counts_once_however_often_and_by_whomever_it_is_applied(
+    resident_client: Any,
+) -> None:
+    """Retries after a timed-out cell write, a second process and the sweep all applying the
+    same stored assessment at once (the cell remembers the attempts it took)."""
+    token = await resident(resident_client, "retried")
+    quiz = await (await start(resident_client, token)).json()
+    await submit(resident_client, token, quiz, correct_answers(resident_client, quiz))
+    db = resident_client.app[DB]
+    counted = await cell_docs(resident_client)
+    attempt = await db["attempts"].find_one({"mode": "assessment"})
+    await asyncio.gather(*(assessment_service.apply(db, attempt) for _ in range(20)))
+    await db["attempts"].update_many({}, {"$set": {"cells_pending": True}})
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    await asyncio.gather(*(quiz_service.count_uncounted(db, before=later) for _ in range(3)))
+    assert await cell_docs(resident_client) == counted
+    assert sum(d["n"] for d in counted) == 2  # its month and its year
 
 
 async def test_rebuild_marks_what_it_counted_so_the_sweep_does_not_add_it_again(
@@ -288,19 +313,21 @@ async def test_rebuild_marks_what_it_counted_so_the_sweep_does_not_add_it_again(
     quiz = await (await start(resident_client, token)).json()
     await submit(resident_client, token, quiz, [])
     db = resident_client.app[DB]
-    await db["attempts"].update_many({}, {"$set": {"assessment.cells_applied": False}})
-    await cells.rebuild(db)
+    await db["attempts"].update_many({}, {"$set": {"cells_pending": True}})
+    await quiz_service.rebuild_cells(db)
     later = datetime.now(UTC) + timedelta(minutes=5)
-    assert await cells.count_uncounted(resident_client.app[CELL_WRITER], before=later) == 0
+    assert await quiz_service.count_uncounted(db, before=later) == 0
     assert all(d["n"] == 1 for d in await cell_docs(resident_client))
 
 
 async def test_cell_sums_do_not_wrap_at_32_bits(resident_client: Any) -> None:
     db = resident_client.app[DB]
     big = {"total.ss": 100_000_000}
-    for _ in range(30):
-        await cells.storage.increment_cells(db, [("c", {"period": "2026"}, big)])
-    stored = await db[cells.storage.CELLS].find_one({"_id": "c"})
+    for i in range(30):
+        await cell_storage.apply_once(
+            db, cell_id="c", fields={"period": "2026"}, inc=big, attempt_id=f"a{i}"
+        )
+    stored = await db[cell_storage.CELLS].find_one({"_id": "c"})
     assert stored["total"]["ss"] == 3_000_000_000
 
 

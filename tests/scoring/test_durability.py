@@ -7,9 +7,10 @@ import asyncio
 import shutil
 from typing import Any
 
+from question_bank.keys import BANK
 from scripts import services as harness
 from server import seed
-from server.keys import BANK, DB
+from server.kernel.keys import DB
 from tests.conftest import make_settings
 from tests.factories import auth, correct_answers, resident
 

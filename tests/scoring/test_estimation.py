@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special
 
-from scoring.estimation import (
+from scoring.statistics.estimation import (
     Cells,
     domain_share,
     domain_shares,
@@ -26,8 +26,8 @@ from scoring.estimation import (
     target_from_share,
     wilson_interval,
 )
-from scoring.estimation_fh import fay_herriot
-from scoring.estimation_mrp import Link, fit_mrp, fixed_effect_shares, make_design
+from scoring.statistics.estimation_fh import fay_herriot
+from scoring.statistics.estimation_mrp import Link, fit_mrp, fixed_effect_shares, make_design
 
 Z = 1.959963984540054
 

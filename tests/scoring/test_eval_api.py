@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from scoring import estimation as est
+from scoring.statistics import estimation as est
 from scripts import eval as ev
 from scripts import services as harness
 from tests.conftest import make_settings

@@ -7,9 +7,10 @@ import asyncio
 import time
 from typing import Any
 
-from scoring import tickets
-from server.keys import BANK, DB, ITEM_STATS, KV, SETTINGS
-from server.settings import quiz_signing_key
+from question_bank.keys import BANK, ITEM_STATS
+from scoring.quizzes import tickets
+from server.kernel.keys import DB, KV, SETTINGS
+from server.kernel.settings import quiz_signing_key
 from tests.factories import auth, correct_answers, resident
 
 QUIZZES = "/api/v1/quizzes"

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from scoring.estimation import MIN_PUBLISHED
-from scoring.report import suppress_table
+from scoring.statistics.estimation import MIN_PUBLISHED
+from scoring.statistics.report import suppress_table
 
 
 def check_lines(counts: np.ndarray, hidden: np.ndarray) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from scoring import estimation
+from scoring.statistics import estimation
 from server import seed
-from server.keys import DB
+from server.kernel.keys import DB
 from tests.factories import auth, correct_answers, resident, staff_tokens
 
 STATS = "/api/v1/stats"
@@ -272,7 +272,7 @@ async def test_bad_query_parameters_are_422(resident_client: Any, county: dict[s
 async def test_a_new_assessment_refits_only_its_own_periods(
     resident_client: Any, county: dict[str, str]
 ) -> None:
-    from server.keys import ESTIMATES
+    from scoring.statistics.keys import ESTIMATES
 
     trend = await get(resident_client, "trend", county["analyst"])
     fitted = resident_client.app[ESTIMATES]._fitted

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from question_bank.assembly import assemble
 from question_bank.cache import PublishedQuestion
-from scoring import tickets
-from scoring.service import mark, tickets_shown_keys
+from scoring.quizzes import tickets
+from scoring.quizzes.service import mark, tickets_shown_keys
 
 KEY = b"k" * 32
 OID = "0123456789abcdef01234567"

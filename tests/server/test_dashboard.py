@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from server import auth, seed
-from server.keys import DB, KV
+from server import seed
+from server.accounts import tokens as auth
+from server.kernel.keys import DB, KV
 from tests import browser, factories
 
 ROOT = Path(__file__).resolve().parents[2]

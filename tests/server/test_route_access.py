@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from server.http import ROLES, spec_of
+from server.kernel.http import ROLES, spec_of
 from tests import factories
 
 
@@ -25,8 +25,8 @@ def protected_routes(app: Any) -> list[tuple[str, str, frozenset[str]]]:
 
 
 async def test_every_protected_route_refuses_wrong_callers(client: Any) -> None:
-    from server import auth
-    from server.keys import KV
+    from server.accounts import tokens as auth
+    from server.kernel.keys import KV
 
     async def fresh_token(role: str) -> str:
         # A new token per request: logout and account deletion revoke the token they get.

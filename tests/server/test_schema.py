@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.keys import DB
-from server.schema import INDEXES, SCHEMA_VERSION, bootstrap
+from server.kernel.keys import DB
+from server.kernel.schema import INDEXES, SCHEMA_VERSION, bootstrap
 
 
 async def test_bootstrap_twice_keeps_every_declared_index(client: Any) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from question_bank.vocab import AUDIENCE_LABELS, DIMENSION_LABELS, TOPICS
+from question_bank.keys import BANK
 from server import seed
-from server.keys import BANK, DB
+from server.county.vocab import AUDIENCE_LABELS, DIMENSION_LABELS, TOPICS
+from server.kernel.keys import DB
 
 
 async def test_seed_demo_is_idempotent_and_covers_every_dimension_topic_and_audience(

@@ -9,7 +9,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from server.settings import REPO_ROOT, Settings, describe_validation_error
+from server.kernel.settings import REPO_ROOT, Settings, describe_validation_error
 
 
 def test_bad_port_is_rejected_naming_the_variable() -> None:

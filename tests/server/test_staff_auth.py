@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.keys import DB
+from server.kernel.keys import DB
 from tests import factories
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from server.keys import DB
+from server.kernel.keys import DB
 from tests.conftest import make_settings
 from tests.factories import DEMO_PROFILE, auth
 

@@ -1,0 +1,95 @@
+"""Residents' quizzes at the HTTP boundary."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, field_validator
+
+from server.county.vocab import TOPICS
+from server.kernel.models import ApiModel, PageQuery
+
+ChoiceKey = Annotated[str, StringConstraints(pattern=r"^[A-F]$")]
+
+
+class QuizStart(ApiModel):
+    mode: Literal["daily", "practice", "contest", "assessment"]
+    topic: str | None = None
+    channel: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
+
+    @field_validator("topic")
+    @classmethod
+    def _known_topic(cls, value: str | None) -> str | None:
+        if value is not None and value not in TOPICS:
+            raise ValueError(f"未知主题「{value}」，可选：{'、'.join(TOPICS)}")
+        return value
+
+    @field_validator("channel")
+    @classmethod
+    def _not_self(cls, value: str | None) -> str | None:
+        # "self" names residents who came without a campaign code in the statistics.
+        if value is not None and value.lower() == "self":
+            raise ValueError("渠道代码不能为 self（该名称表示自主参与）")
+        return value
+
+
+class OptionOut(ApiModel):
+    key: str
+    text: str
+
+
+class QuestionOut(ApiModel):
+    id: str
+    type: str
+    stem: str
+    options: list[OptionOut]
+
+
+class QuizOut(ApiModel):
+    quiz_id: str
+    mode: str
+    deadline: str
+    questions: list[QuestionOut]
+
+
+class Answer(ApiModel):
+    question_id: str = Field(min_length=24, max_length=24)
+    choice: list[ChoiceKey] = Field(max_length=6)
+
+
+class QuizSubmit(ApiModel):
+    answers: list[Answer] = Field(max_length=50)
+
+
+class QuestionResult(ApiModel):
+    question_id: str
+    correct: bool
+    answer: list[str]
+    explanation: str
+
+
+class QuizResult(ApiModel):
+    quiz_id: str
+    score: int
+    max_score: int
+    correct_count: int
+    points: int
+    results: list[QuestionResult]
+    recommended_articles: list[dict[str, object]]
+    # Assessments only (0–100 in four dimensions, and the tier).
+    dimension_scores: dict[str, float] | None = None
+    total: float | None = None
+    tier: Literal["advanced", "literate", "basic", "low"] | None = None
+
+
+class LeaderboardQuery(PageQuery):
+    scope: Literal["township", "county"] = "county"
+    period: Literal["week", "month", "all"] = "week"
+    township: str | None = Field(default=None, max_length=20)
+
+
+class TownshipRankingQuery(ApiModel):
+    period: Literal["week", "month", "all"] = "week"
+
+
+# ------------------------------------------------------------------ census, targets, statistics

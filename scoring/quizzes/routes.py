@@ -1,0 +1,168 @@
+"""HTTP routes of the scoring domain: townships, residents' quizzes, history, rankings."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from content import service as content_service
+from content.keys import ARTICLES
+from question_bank.keys import BANK, ITEM_STATS
+from scoring.quizzes import flow, service, storage
+from scoring.quizzes.keys import ATTEMPT_WRITER
+from scoring.quizzes.models import (
+    LeaderboardQuery,
+    QuizOut,
+    QuizResult,
+    QuizStart,
+    QuizSubmit,
+    TownshipRankingQuery,
+)
+from server.accounts import service as users
+from server.accounts.keys import on_erase
+from server.kernel.http import caller_id, endpoint, json_response
+from server.kernel.keys import DB, KV, PRINCIPAL, SETTINGS
+from server.kernel.models import PageQuery
+from server.kernel.settings import quiz_signing_key
+
+RESIDENT = ("resident",)
+
+
+def quiz_context(app: web.Application) -> flow.QuizContext:
+    settings = app[SETTINGS]
+    return flow.QuizContext(
+        db=app[DB],
+        kv=app[KV],
+        bank=app[BANK],
+        writer=app[ATTEMPT_WRITER],
+        key=quiz_signing_key(settings),
+        contest_window=settings.contest_window,
+        partial_credit=settings.multiple_choice_partial_credit,
+        item_stats=app[ITEM_STATS],
+        articles=app[ARTICLES],
+    )
+
+
+async def _resident(request: web.Request) -> dict[str, object]:
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    return await users.resident_for_quiz(
+        request.app[DB], request.app[KV], user_id=principal.user_id
+    )
+
+
+@endpoint(roles=RESIDENT, body=QuizStart, response=QuizOut, status=201, tag="quizzes")
+async def start_quiz(request: web.Request, *, body: QuizStart) -> web.Response:
+    """Start a quiz (daily, practice, contest); answers stay on the server."""
+    quiz = await service.start_quiz(
+        quiz_context(request.app),
+        user=await _resident(request),
+        mode=body.mode,
+        topic=body.topic,
+        channel=body.channel,
+    )
+    return json_response(quiz, status=201)
+
+
+@endpoint(roles=RESIDENT, body=QuizSubmit, response=QuizResult, tag="quizzes")
+async def submit_quiz(request: web.Request, *, body: QuizSubmit) -> web.Response:
+    """Submit answers; a repeated submit returns the first result unchanged."""
+    result = await service.submit_quiz(
+        quiz_context(request.app),
+        user=await _resident(request),
+        quiz_id=request.match_info["quiz_id"],
+        answers=body.answers,
+    )
+    return json_response(result)
+
+
+@endpoint(roles=RESIDENT, query=PageQuery, tag="quizzes")
+async def my_attempts(request: web.Request, *, query: PageQuery) -> web.Response:
+    """The resident's own submitted quizzes, newest first."""
+    user = await _resident(request)
+    docs, total = await storage.user_attempts(
+        request.app[DB], str(user["_id"]), skip=query.skip, limit=query.page_size
+    )
+    items = [
+        {
+            **doc["response"],
+            "mode": doc["mode"],
+            "topic": doc.get("topic"),
+            "submitted_at": doc["submitted_at"].isoformat(),
+        }
+        for doc in docs
+    ]
+    return json_response(
+        {"items": items, "total": total, "page": query.page, "page_size": query.page_size}
+    )
+
+
+@endpoint(roles=("resident", "analyst"), query=LeaderboardQuery, tag="quizzes")
+async def leaderboard(request: web.Request, *, query: LeaderboardQuery) -> web.Response:
+    """Points leaderboard for the county or a township, by week, month or all time."""
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    user: dict[str, object] = {"_id": principal.user_id, "profile": {}}
+    if principal.role == "resident":
+        user = await _resident(request)
+    board = await service.leaderboard(
+        quiz_context(request.app),
+        user=user,
+        scope=query.scope,
+        period=query.period,
+        township=query.township,
+        skip=query.skip,
+        limit=query.page_size,
+    )
+    return json_response({**board, "page": query.page, "page_size": query.page_size})
+
+
+@endpoint(roles=("resident", "analyst"), query=TownshipRankingQuery, tag="quizzes")
+async def township_ranking(request: web.Request, *, query: TownshipRankingQuery) -> web.Response:
+    """Townships ranked by participants per 1,000 residents in the period."""
+    rows = await service.township_ranking(
+        quiz_context(request.app), period=query.period, populations={}
+    )
+    return json_response(
+        {
+            "items": rows,
+            "total": len(rows),
+            "page": 1,
+            "page_size": len(rows),
+            "period": query.period,
+        }
+    )
+
+
+# Quiz history meets articles here (scoring already depends on content, not the reverse).
+@endpoint(roles=RESIDENT, tag="articles")
+async def for_you(request: web.Request) -> web.Response:
+    """Articles for the resident's recent mistakes and group, each with the reason."""
+    app = request.app
+    resident = await users.resident_for_quiz(app[DB], app[KV], user_id=caller_id(request))
+    weak = await service.weak_topics(app[KV], user_id=caller_id(request))
+    read = await content_service.read_by(app[KV], caller_id(request))
+    items = content_service.recommend(
+        app[ARTICLES],
+        wrong=dict.fromkeys(weak, 1),
+        group=resident["profile"].get("group"),
+        read=read,
+        limit=6,
+    )
+    for item in items:
+        if item["reason"].startswith("你在"):
+            item["reason"] = f"你最近在「{item['topics'][0]}」方面有答错的题"
+    return json_response({"items": items, "total": len(items), "page": 1, "page_size": len(items)})
+
+
+async def _forget_resident(app: web.Application, user_id: str) -> None:
+    await service.forget_resident(quiz_context(app), user_id=user_id)
+
+
+def setup(app: web.Application, api: str) -> None:
+    on_erase(app, _forget_resident)
+    app.router.add_post(f"{api}/quizzes", start_quiz)
+    app.router.add_get(f"{api}/articles/for-you", for_you)
+    app.router.add_post(f"{api}/quizzes/{{quiz_id}}/submit", submit_quiz)
+    app.router.add_get(f"{api}/me/attempts", my_attempts)
+    app.router.add_get(f"{api}/leaderboards", leaderboard)
+    app.router.add_get(f"{api}/leaderboards/townships", township_ranking)

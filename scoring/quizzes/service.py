@@ -1,0 +1,588 @@
+"""Rules for residents' quizzes: issue a quiz (from the bank cache, as a signed ticket),
+score a submission, store it once, award points and feed item statistics and leaderboards."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from content import service as content_service
+from question_bank import assembly
+from question_bank import service as question_service
+from question_bank.cache import PublishedQuestion
+from question_bank.item_stats import Response
+from scoring.assessment import service as assessment_service
+from scoring.quizzes import assessment_mode as assessments
+from scoring.quizzes import storage, tickets
+from scoring.quizzes.flow import (
+    SUBMIT_GRACE_SECONDS,
+    AlreadyDone,
+    QuizContext,
+    QuizExpired,
+    QuizNotFound,
+    quiz_view,
+    safe_redis,
+)
+from server.county import service as county_service
+from server.county.periods import COUNTY_TZ, period_keys, seconds_until_next_day
+from server.county.vocab import age_band
+from server.kernel.errors import Conflict, ValidationFailed
+from server.kernel.kv import Kv
+
+log = logging.getLogger(__name__)
+Document = dict[str, Any]
+
+POINTS_PER_CORRECT = 10
+STREAK_BONUS_PER_DAY = 2
+STREAK_BONUS_CAP_DAYS = 7
+MIN_SECONDS_PER_QUESTION = 2.0  # faster than this is flagged for review, never rejected
+REPEAT_WINDOW_DAYS = 30
+
+
+# ------------------------------------------------------------------ starting a quiz
+
+
+async def start_quiz(
+    ctx: QuizContext, *, user: Document, mode: str, topic: str | None, channel: str | None
+) -> Document:
+    now = datetime.now(UTC)
+    if mode == "assessment":
+        return await assessments.start(ctx, user=user, channel=channel, now=now)
+    user_id, group = str(user["_id"]), user.get("profile", {}).get("group")
+    periods = period_keys(now)
+    if mode == "daily":
+        return await _daily(
+            ctx, user_id=user_id, group=group, channel=channel, day=periods["day"], now=now
+        )
+    if mode == "contest":
+        window = periods[ctx.contest_window]
+        if await safe_redis(storage.contest_done(ctx.kv, user_id, window), False):
+            raise AlreadyDone(
+                f"本{'周' if ctx.contest_window == 'week' else '月'}竞赛已参加过，每期只能参加一次"
+            )
+    return await _issue(
+        ctx, user_id=user_id, group=group, mode=mode, topic=topic, channel=channel, now=now
+    )
+
+
+async def _daily(
+    ctx: QuizContext,
+    *,
+    user_id: str,
+    group: str | None,
+    channel: str | None,
+    day: str,
+    now: datetime,
+) -> Document:
+    issued, done = await safe_redis(storage.get_daily(ctx.kv, user_id, day), (None, False))
+    if done:
+        raise AlreadyDone("今天的每日答题已完成，明天再来吧")
+    if issued:
+        try:
+            ticket = tickets.decode(issued, ctx.key)
+            if ticket.deadline + SUBMIT_GRACE_SECONDS > now.timestamp():
+                return quiz_view(ctx.bank, ticket, issued)
+        except tickets.InvalidTicket:
+            pass
+    quiz = await _issue(
+        ctx, user_id=user_id, group=group, mode="daily", topic=None, channel=channel, now=now
+    )
+    if issued is None:  # keep the first one if two taps raced
+        kept = await safe_redis(
+            storage.remember_daily(
+                ctx.kv, user_id, day, quiz["quiz_id"], seconds_until_next_day(now)
+            ),
+            quiz["quiz_id"],
+        )
+        if kept != quiz["quiz_id"]:
+            return quiz_view(ctx.bank, tickets.decode(kept, ctx.key), kept)
+    return quiz
+
+
+async def _issue(
+    ctx: QuizContext,
+    *,
+    user_id: str,
+    group: str | None,
+    mode: str,
+    topic: str | None,
+    channel: str | None,
+    now: datetime,
+) -> Document:
+    since = (now - timedelta(days=REPEAT_WINDOW_DAYS)).timestamp()
+    answered, weak = await safe_redis(
+        storage.recent_history(ctx.kv, user_id, since), (frozenset(), ())
+    )
+    served = assembly.assemble(
+        ctx.bank.published.values(),
+        mode=mode,
+        group=group,
+        rng=random.Random(),
+        topic=topic,
+        recently_answered=answered,
+        weak_topics=weak,
+    )
+    if not served:
+        raise Conflict("该主题暂时没有可用的题目，请换一个主题", code="no_questions")
+    issued_at = int(now.timestamp())
+    ticket = tickets.Ticket(
+        mode=mode,
+        user_id=user_id,
+        issued_at=issued_at,
+        deadline=issued_at + assembly.time_limit(mode, group),
+        nonce=tickets.new_nonce(),
+        channel=channel or "",
+        topic=topic or "",
+        questions=tuple(
+            tickets.QuizRef(s.question.id, s.question.version, s.order) for s in served
+        ),
+    )
+    quiz_id = tickets.encode(ticket, ctx.key)
+    return quiz_view(ctx.bank, ticket, quiz_id)
+
+
+# ------------------------------------------------------------------ submitting
+
+
+def mark(question: PublishedQuestion, chosen: set[str], partial_credit: str) -> float:
+    """Single choice and true/false: all or nothing. Multiple choice: full marks only for the
+    exact set; with partial_credit="subset_half", half a mark for a non-empty subset of the
+    key with no wrong option."""
+    key = set(question.answer)
+    if chosen == key:
+        return 1.0
+    if question.type == "multiple" and partial_credit == "subset_half" and chosen and chosen < key:
+        return 0.5
+    return 0.0
+
+
+async def submit_quiz(
+    ctx: QuizContext, *, user: Document, quiz_id: str, answers: list[Any]
+) -> Document:
+    user_id = str(user["_id"])
+    try:
+        ticket = tickets.decode(quiz_id, ctx.key)
+    except tickets.InvalidTicket:
+        raise QuizNotFound() from None
+    if ticket.user_id != user_id:
+        raise QuizNotFound()  # someone else's quiz: don't confirm it exists
+    now = datetime.now(UTC)
+    if now.timestamp() > ticket.deadline + SUBMIT_GRACE_SECONDS:
+        stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
+        if stored is not None:  # a late retry of a submit that was accepted in time
+            await _finish_cells(ctx, stored)
+            return stored["response"]
+        raise QuizExpired()
+    chosen = _validate_answers(ticket, answers)
+    questions = await _served_questions(ctx, ticket)
+    doc = await _score(
+        ctx, user=user, ticket=ticket, quiz_id=quiz_id, chosen=chosen, questions=questions, now=now
+    )
+    if not await ctx.writer.insert(doc):
+        # Already stored: a retry, or a concurrent duplicate that won the race. The stored
+        # result is returned unchanged (it is the one the points were awarded for).
+        stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
+        if stored is not None:
+            await _finish_cells(ctx, stored)
+            return stored["response"]
+        if ticket.mode == "assessment":
+            raise assessments.AssessmentDone()
+        raise AlreadyDone("本期答题已完成，不能重复提交")
+    await _finish_cells(ctx, doc)
+    await _after_stored(ctx, doc, questions)
+    return doc["response"]
+
+
+async def _finish_cells(ctx: QuizContext, attempt: Document) -> None:
+    """Add a stored assessment to the estimates' cells and mark it counted. Each cell takes an
+    attempt once, so a retry, a concurrent duplicate or the sweep repeating this after a
+    failure anywhere in between never counts it twice."""
+    await count_in_cells(ctx.db, attempt)
+
+
+async def count_in_cells(db: AsyncDatabase, attempt: Document) -> None:
+    """Count one stored assessment in the literacy cells, once (a no-op for other modes)."""
+    if "assessment" not in attempt or not attempt.get("cells_pending"):
+        return
+    await assessment_service.apply(db, attempt)
+    await storage.mark_counted(db, attempt["_id"])
+
+
+SWEEP_EVERY_SECONDS = 600
+SWEEP_MIN_AGE_SECONDS = 120  # younger ones may still be on their way through a submit
+
+
+async def count_uncounted(db: AsyncDatabase, *, before: datetime) -> int:
+    """Count stored assessments submitted before `before` that never reached the cells (the
+    process stopped, or the cell write failed and the resident never retried)."""
+    missed = await storage.uncounted_assessments(db, before=before)
+    for attempt in missed:
+        await count_in_cells(db, attempt)
+        log.info("counted a stored assessment missed by the cells", extra={"id": attempt["_id"]})
+    return len(missed)
+
+
+async def sweep_uncounted(db: AsyncDatabase, stop: asyncio.Event) -> None:
+    """Run `count_uncounted` a minute after start and then every ten minutes."""
+    delay = 60.0
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+            return
+        delay = SWEEP_EVERY_SECONDS
+        try:
+            await count_uncounted(
+                db, before=datetime.now(UTC) - timedelta(seconds=SWEEP_MIN_AGE_SECONDS)
+            )
+        except Exception:
+            log.exception("sweep of uncounted assessments failed; next try in ten minutes")
+
+
+async def rebuild_cells(db: AsyncDatabase) -> int:
+    """Recompute the literacy cells from every stored assessment (`rebuild-stats`)."""
+    count = await assessment_service.rebuild(db, storage.scored_assessments(db))
+    await storage.mark_all_counted(db)
+    return count
+
+
+def _validate_answers(ticket: tickets.Ticket, answers: list[Any]) -> dict[str, set[str]]:
+    refs = {ref.question_id: ref for ref in ticket.questions}
+    chosen: dict[str, set[str]] = {}
+    problems = []
+    for index, answer in enumerate(answers):
+        ref = refs.get(answer.question_id)
+        if ref is None:
+            problems.append(
+                {"field": f"answers.{index}.question_id", "message": "该题不在本次测验中"}
+            )
+        elif answer.question_id in chosen:
+            problems.append({"field": f"answers.{index}.question_id", "message": "同一题重复作答"})
+        elif any("ABCDEF".find(k) >= len(ref.order) for k in answer.choice):
+            problems.append({"field": f"answers.{index}.choice", "message": "选项不存在"})
+        else:
+            chosen[answer.question_id] = {ref.order["ABCDEF".index(k)] for k in answer.choice}
+    if problems:
+        raise ValidationFailed(
+            f"{problems[0]['field']}：{problems[0]['message']}", details=problems
+        )
+    return chosen
+
+
+async def _served_questions(
+    ctx: QuizContext, ticket: tickets.Ticket
+) -> dict[str, PublishedQuestion]:
+    """The exact versions served, from the cache or (if edited since) from version history."""
+    found = {}
+    for ref in ticket.questions:
+        cached = ctx.bank.published.get(ref.question_id)
+        if cached is not None and cached.version == ref.version:
+            found[ref.question_id] = cached
+            continue
+        snapshot = await question_service.version_served(
+            ctx.db, question_id=ref.question_id, version=ref.version
+        )
+        if snapshot is None:
+            raise QuizNotFound("题目已不存在，请重新开始答题")
+        c = snapshot["content"]
+        found[ref.question_id] = PublishedQuestion(
+            ref.question_id,
+            ref.version,
+            c["type"],
+            c["stem"],
+            tuple((o["key"], o["text"]) for o in c["options"]),
+            tuple(c["answer"]),
+            c.get("explanation", ""),
+            c["dimension"],
+            c["topic"],
+            tuple(c["audiences"]),
+            int(c.get("difficulty", 3)),
+        )
+    return found
+
+
+async def _score(
+    ctx: QuizContext,
+    *,
+    user: Document,
+    ticket: tickets.Ticket,
+    quiz_id: str,
+    chosen: dict[str, set[str]],
+    questions: dict[str, PublishedQuestion],
+    now: datetime,
+) -> Document:
+    results, marks = [], {}
+    # The assessment is scored as the national survey is: all or nothing per item.
+    credit = "none" if ticket.mode == "assessment" else ctx.partial_credit
+    for ref in ticket.questions:
+        question = questions[ref.question_id]
+        marks[ref.question_id] = mark(question, chosen.get(ref.question_id, set()), credit)
+        shown = tickets_shown_keys(ref.order, question.answer)
+        results.append(
+            {
+                "question_id": ref.question_id,
+                "correct": marks[ref.question_id] == 1.0,
+                "answer": shown,
+                "explanation": question.explanation,
+            }
+        )
+    periods = period_keys(now)
+    score = round(sum(marks.values()) * POINTS_PER_CORRECT)
+    bonus = await _streak_bonus(ctx, ticket, str(user["_id"]), periods["day"]) if score else 0
+    # The assessment is a measure, not a game: it earns no points for the leaderboards.
+    points = 0 if ticket.mode == "assessment" else score + bonus
+    response = {
+        "quiz_id": quiz_id,
+        "score": score,
+        "max_score": POINTS_PER_CORRECT * len(ticket.questions),
+        "correct_count": sum(1 for m in marks.values() if m == 1.0),
+        "points": points,
+        "results": results,
+        "recommended_articles": await _recommendations(ctx, user, questions, marks),
+    }
+    profile = user.get("profile", {})
+    elapsed = now.timestamp() - ticket.issued_at
+    doc = {
+        "_id": ticket.attempt_id,
+        "user_id": str(user["_id"]),
+        "mode": ticket.mode,
+        "topic": ticket.topic or None,
+        "channel": ticket.channel or None,
+        "issued_at": datetime.fromtimestamp(ticket.issued_at, UTC),
+        "submitted_at": now,
+        "periods": periods,
+        "points": points,
+        "items": [
+            {
+                "question_id": r.question_id,
+                "version": r.version,
+                "chosen": sorted(chosen.get(r.question_id, set())),
+                "mark": marks[r.question_id],
+            }
+            for r in ticket.questions
+        ],
+        "profile": {
+            "township_code": profile.get("township_code"),
+            "age_band": age_band(
+                profile.get("birth_year"),
+                datetime.fromtimestamp(ticket.issued_at, COUNTY_TZ).year,
+            ),
+            "gender": profile.get("gender"),
+            "group": profile.get("group"),
+            "education": profile.get("education"),
+        },
+        "review": {
+            "too_fast": elapsed < MIN_SECONDS_PER_QUESTION * len(ticket.questions),
+            "seconds": round(elapsed, 1),
+        },
+        "response": response,
+    }
+    if ticket.mode == "daily":
+        doc["once_key"] = f"{doc['user_id']}:daily:{periods['day']}"
+    elif ticket.mode == "contest":
+        doc["once_key"] = f"{doc['user_id']}:contest:{periods[ctx.contest_window]}"
+    elif ticket.mode == "assessment":
+        result = await assessments.scored(ctx, ticket=ticket, marks=marks, questions=questions)
+        doc["assessment"] = result
+        doc["cells_pending"] = True  # until counted in the literacy cells (sparse index)
+        doc["once_key"] = f"{doc['user_id']}:assessment:{result['month']}"
+        response.update({k: result[k] for k in ("dimension_scores", "total", "tier")})
+    return doc
+
+
+async def _recommendations(
+    ctx: QuizContext,
+    user: Document,
+    questions: dict[str, PublishedQuestion],
+    marks: dict[str, float],
+) -> list[Document]:
+    """Published articles for the topics answered wrong, for the resident's group, unread."""
+    wrong = Counter(questions[qid].topic for qid, value in marks.items() if value < 1)
+    read = await safe_redis(content_service.read_by(ctx.kv, str(user["_id"])), set())
+    group = user.get("profile", {}).get("group")
+    return content_service.recommend(ctx.articles, wrong=dict(wrong), group=group, read=read)
+
+
+def tickets_shown_keys(order: tuple[str, ...], answer: tuple[str, ...]) -> list[str]:
+    return sorted("ABCDEF"[order.index(key)] for key in answer if key in order)
+
+
+async def _streak_bonus(ctx: QuizContext, ticket: tickets.Ticket, user_id: str, day: str) -> int:
+    """Consecutive days with a daily quiz earn a bonus (capped); other modes earn none."""
+    if ticket.mode != "daily":
+        return 0
+    last_day, count = await safe_redis(storage.streak(ctx.kv, user_id), (None, 0))
+    if last_day == day:  # a retry of today's submit: same streak, same bonus
+        return STREAK_BONUS_PER_DAY * min(max(count, 1) - 1, STREAK_BONUS_CAP_DAYS)
+    yesterday = (datetime.strptime(day, "%Y-%m-%d") - timedelta(days=1)).strftime("%Y-%m-%d")
+    count = count + 1 if last_day == yesterday else 1
+    await safe_redis(storage.set_streak(ctx.kv, user_id, day, count), None)
+    return STREAK_BONUS_PER_DAY * min(count - 1, STREAK_BONUS_CAP_DAYS)
+
+
+async def _after_stored(
+    ctx: QuizContext, doc: Document, questions: dict[str, PublishedQuestion]
+) -> None:
+    """Effects of a stored attempt. Each is best-effort: the attempt is what counts, and the
+    leaderboards can be rebuilt from attempts."""
+    user_id, items = doc["user_id"], doc["items"]
+    total = sum(item["mark"] for item in items)
+    responses = [
+        Response(i["question_id"], i["version"], i["mark"], total - i["mark"], tuple(i["chosen"]))
+        for i in items
+    ]
+    ctx.item_stats.add(responses)
+    wrong = sorted({questions[i["question_id"]].topic for i in items if i["mark"] < 1})
+    done = []
+    if doc["mode"] == "daily":
+        done.append((f"daily_done:{user_id}:{doc['periods']['day']}", 2 * 86400))
+    if doc["mode"] == "contest":
+        done.append((f"contest_done:{user_id}:{doc['periods'][ctx.contest_window]}", 40 * 86400))
+    await safe_redis(
+        storage.record_progress(
+            ctx.kv,
+            user_id=user_id,
+            answered=[i["question_id"] for i in items],
+            wrong_topics=wrong,
+            at=time.time(),
+            done_keys=done,
+        ),
+        None,
+    )
+    await safe_redis(_award(ctx, doc), None)
+
+
+async def _award(ctx: QuizContext, doc: Document) -> None:
+    """Add the points to the county's and the township's boards for week, month and all
+    time; a board that is missing (lost, or never built) is rebuilt from attempts instead,
+    which already include this one."""
+    township = doc["profile"]["township_code"]
+    targets = [
+        (period, code)
+        for period in ("week", "month", "all")
+        for code in ([None, township] if township else [None])
+    ]
+    boards = [
+        storage.board_key(ctx.kv, code, period, doc["periods"][period]) for period, code in targets
+    ]
+    built = await storage.boards_built(ctx.kv, boards)
+    for (period, code), board, exists in zip(targets, boards, built, strict=True):
+        if not exists:
+            await rebuild_board(
+                ctx, board, period=period, key=doc["periods"][period], township=code
+            )
+    ready = [board for board, exists in zip(boards, built, strict=True) if exists]
+    if doc["points"] and ready:
+        await storage.add_points(ctx.kv, ready, doc["user_id"], doc["points"])
+
+
+async def rebuild_board(
+    ctx: QuizContext, board: str, *, period: str, key: str, township: str | None
+) -> None:
+    rows = await storage.points_by_user(ctx.db, period=period, key=key, township=township)
+    await storage.replace_board(ctx.kv, board, {r["_id"]: r["points"] for r in rows if r["points"]})
+
+
+# ------------------------------------------------------------------ reads
+
+
+async def leaderboard(
+    ctx: QuizContext,
+    *,
+    user: Document,
+    scope: str,
+    period: str,
+    township: str | None,
+    skip: int,
+    limit: int,
+) -> Document:
+    now_keys = period_keys(datetime.now(UTC))
+    if scope == "township":
+        township = township or user.get("profile", {}).get("township_code")
+        if not township:
+            raise ValidationFailed(
+                "township：请先在个人资料中选择乡镇，或指定 township 参数",
+                details=[{"field": "township", "message": "缺少乡镇"}],
+            )
+    board_township = township if scope == "township" else None
+    board = storage.board_key(ctx.kv, board_township, period, now_keys[period])
+    if not (await storage.boards_built(ctx.kv, [board]))[0]:
+        await rebuild_board(
+            ctx,
+            board,
+            period=period,
+            key=now_keys[period],
+            township=board_township,
+        )
+    rows, total = await storage.read_board(ctx.kv, board, start=skip, stop=skip + limit - 1)
+    me = str(user["_id"])
+    items = [
+        {
+            "rank": skip + i + 1,
+            "name": f"居民{member[-4:]}",
+            "points": int(score),
+            "is_me": member == me,
+        }
+        for i, (member, score) in enumerate(rows)
+    ]
+    my_rank, my_points = await storage.rank_of(ctx.kv, board, me)
+    return {
+        "items": items,
+        "total": total,
+        "scope": scope,
+        "period": period,
+        "period_key": now_keys[period],
+        "township": township if scope == "township" else None,
+        "me": {"rank": my_rank, "points": int(my_points or 0)},
+    }
+
+
+async def township_ranking(
+    ctx: QuizContext, *, period: str, populations: dict[str, int]
+) -> list[Document]:
+    key = period_keys(datetime.now(UTC))[period]
+    counts = {
+        row["_id"]: row["participants"]
+        for row in await storage.participants_by_township(ctx.db, period=period, key=key)
+    }
+    rows = []
+    for code, township in (await county_service.township_names(ctx.db)).items():
+        participants = counts.get(code, 0)
+        population = populations.get(code) or township.get("population")
+        per_1000 = round(participants / population * 1000, 3) if population else None
+        rows.append(
+            {
+                "code": code,
+                "name": township["name"],
+                "participants": participants,
+                "population": population,
+                "per_1000": per_1000,
+            }
+        )
+    rows.sort(
+        key=lambda r: (r["per_1000"] is None, -(r["per_1000"] or 0), -r["participants"], r["code"])
+    )
+    return rows
+
+
+async def forget_resident(ctx: QuizContext, *, user_id: str) -> None:
+    await storage.anonymise_attempts(ctx.db, user_id)
+    await safe_redis(storage.forget_user_state(ctx.kv, user_id), None)
+
+
+async def weak_topics(kv: Kv, *, user_id: str) -> tuple[str, ...]:
+    """Topics the resident recently answered wrong (for tailored reading)."""
+    _, weak = await safe_redis(storage.recent_history(kv, user_id, since=float("inf")), ((), ()))
+    return tuple(weak)
+
+
+async def store_demo_attempts(db: AsyncDatabase, docs: list[Document]) -> None:
+    """Store synthetic attempts (the demo seed), skipping those already stored."""
+    await storage.insert_new_attempts(db, docs)

@@ -1,0 +1,167 @@
+"""Sign-in and sign-out (staff by password, residents by WeChat) and the resident's profile."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+from pydantic import Field
+
+from server.accounts import service as users
+from server.accounts import tokens as auth
+from server.accounts import wechat
+from server.accounts.keys import ERASE_HOOKS
+from server.county import service as county_service
+from server.county.models import Education, Gender, Group
+from server.kernel.errors import Forbidden, ValidationFailed
+from server.kernel.http import ANY_ROLE, endpoint, json_response
+from server.kernel.keys import DB, HTTP, KV, PRINCIPAL, SETTINGS
+from server.kernel.models import ApiModel
+
+
+class StaffLogin(ApiModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class UserRead(ApiModel):
+    id: str
+    username: str | None = None
+    role: str
+
+
+class TokenRead(ApiModel):
+    token: str
+    expires_at: datetime
+    user: UserRead
+
+
+@endpoint(roles="public", body=StaffLogin, response=TokenRead, tag="auth")
+async def staff_login(request: web.Request, *, body: StaffLogin) -> web.Response:
+    """Sign a staff member in with username and password."""
+    settings = request.app[SETTINGS]
+    user, token = await users.login_staff(
+        request.app[DB],
+        request.app[KV],
+        username=body.username,
+        password=body.password,
+        ttl_seconds=settings.staff_token_ttl_seconds,
+    )
+    return json_response(
+        {
+            "token": token.token,
+            "expires_at": token.expires_at.isoformat(),
+            "user": users.public_view(user),
+        }
+    )
+
+
+@endpoint(roles=ANY_ROLE, tag="auth")
+async def logout(request: web.Request) -> web.Response:
+    """Revoke the token presented with this request."""
+    await auth.revoke_token(request.app[KV], request[PRINCIPAL])
+    return json_response({"status": "signed_out"})
+
+
+class WeChatLogin(ApiModel):
+    code: str = Field(min_length=1, max_length=128)
+
+
+class DevLogin(ApiModel):
+    openid: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class ProfileUpdate(ApiModel):
+    township_code: str = Field(min_length=1, max_length=20)
+    birth_year: int = Field(ge=1900, le=datetime.now().year)
+    gender: Gender
+    group: Group
+    education: Education | None = None
+
+
+async def _resident_session(request: web.Request, openid: str, unionid: str | None) -> web.Response:
+    settings = request.app[SETTINGS]
+    user, is_new = await users.upsert_resident(request.app[DB], openid=openid, unionid=unionid)
+    token = await auth.issue_token(
+        request.app[KV],
+        user_id=str(user["_id"]),
+        role="resident",
+        ttl_seconds=settings.resident_token_ttl_seconds,
+    )
+    return json_response(
+        {
+            "token": token.token,
+            "expires_at": token.expires_at.isoformat(),
+            "user": me_view(user),
+            "is_new": is_new,
+        }
+    )
+
+
+@endpoint(roles="public", body=WeChatLogin, tag="auth")
+async def wechat_login(request: web.Request, *, body: WeChatLogin) -> web.Response:
+    """Sign a resident in with the code from wx.login (exchanged with WeChat's jscode2session)."""
+    identity = await wechat.exchange_code(request.app[HTTP], request.app[SETTINGS], body.code)
+    return await _resident_session(request, identity.openid, identity.unionid)
+
+
+@endpoint(roles="public", body=DevLogin, tag="auth")
+async def dev_login(request: web.Request, *, body: DevLogin) -> web.Response:
+    """Development only: sign in as a resident by a made-up openid (refused in production)."""
+    if not request.app[SETTINGS].is_development:
+        raise Forbidden("开发环境专用接口，生产环境不可用", code="development_only")
+    return await _resident_session(request, f"dev-{body.openid}", None)
+
+
+def me_view(user: dict[str, object]) -> dict[str, object]:
+    view = users.public_view(user)
+    if user.get("role") == "resident":
+        view["profile"] = user.get("profile") or {}
+    return view
+
+
+@endpoint(roles=ANY_ROLE, tag="me")
+async def get_me(request: web.Request) -> web.Response:
+    """The signed-in user and, for residents, their profile."""
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    return json_response(
+        me_view(await users.get_or_raise(request.app[DB], user_id=principal.user_id))
+    )
+
+
+@endpoint(roles=("resident",), body=ProfileUpdate, tag="me")
+async def put_me(request: web.Request, *, body: ProfileUpdate) -> web.Response:
+    """Set the resident's profile (township, birth year, gender, group, education)."""
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    if not await county_service.township_exists(request.app[DB], body.township_code):
+        raise ValidationFailed(
+            "township_code：乡镇不存在，请从乡镇列表中选择",
+            details=[{"location": "body", "field": "township_code", "message": "乡镇不存在"}],
+        )
+    user = await users.update_profile(
+        request.app[DB], user_id=principal.user_id, profile=body.model_dump()
+    )
+    return json_response(me_view(user))
+
+
+@endpoint(roles=("resident",), status=204, tag="me")
+async def delete_me(request: web.Request) -> web.Response:
+    """Delete the resident's account: personal data erased, answers kept only anonymously."""
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    for forget in request.app.get(ERASE_HOOKS, []):
+        await forget(request.app, principal.user_id)
+    await users.erase_resident(request.app[DB], request.app[KV], user_id=principal.user_id)
+    return web.Response(status=204)
+
+
+def setup(app: web.Application, api: str) -> None:
+    app.router.add_post(f"{api}/auth/wechat", wechat_login)
+    app.router.add_post(f"{api}/auth/dev", dev_login)
+    app.router.add_get(f"{api}/me", get_me)
+    app.router.add_put(f"{api}/me", put_me)
+    app.router.add_delete(f"{api}/me", delete_me)
+    app.router.add_post(f"{api}/auth/staff", staff_login)
+    app.router.add_post(f"{api}/auth/logout", logout)

@@ -1,0 +1,188 @@
+"""Route declarations: who may call a handler, what it reads, and how it answers.
+
+Every handler is wrapped by `endpoint(...)`; the app refuses to start if a route lacks one,
+so a new route can't slip through without an access decision."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from server.kernel.errors import ValidationFailed
+from server.kernel.keys import PRINCIPAL
+
+ROLES = ("resident", "editor", "analyst", "admin")
+STAFF = ("editor", "analyst", "admin")
+ANY_ROLE = ROLES
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+MiddlewareHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    roles: frozenset[str] | None  # None: public, no token needed
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    summary: str
+    tag: str
+
+
+def endpoint(
+    *,
+    roles: Iterable[str] | Literal["public"],
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    tag: str = "",
+) -> Callable[[Handler], Handler]:
+    """Declare a handler's access rule and its models; parsed models arrive as `body=`/`query=`."""
+    allowed = None if roles == "public" else frozenset(roles)
+    if allowed is not None and not allowed <= set(ROLES):
+        raise ValueError(f"unknown roles: {set(allowed) - set(ROLES)}")
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            kwargs: dict[str, Any] = {}
+            if query is not None:
+                kwargs["query"] = parse_model(query, dict(request.query), location="query")
+            if body is not None:
+                kwargs["body"] = parse_model(body, await read_json(request), location="body")
+            return await handler(request, **kwargs)
+
+        doc = inspect.getdoc(handler) or handler.__name__
+        wrapped.__endpoint__ = EndpointSpec(  # type: ignore[attr-defined]
+            allowed, body, query, response, status, doc.splitlines()[0], tag
+        )
+        return wrapped
+
+    return decorate
+
+
+def spec_of(handler: Any) -> EndpointSpec | None:
+    return getattr(handler, "__endpoint__", None)
+
+
+async def read_json(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        raise ValidationFailed("请求体不能为空，请发送 JSON", details=[])
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ValidationFailed("请求体不是有效的 JSON", details=[]) from None
+
+
+async def read_optional(request: web.Request, model: type[M]) -> M | None:
+    """An optional JSON body: None when the request has none (e.g. workflow actions)."""
+    if not (await request.read()).strip():
+        return None
+    return parse_model(model, await read_json(request), location="body")
+
+
+def parse_model(model: type[M], data: Any, *, location: str = "body") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise validation_failed(error, location=location) from None
+
+
+def validation_failed(error: ValidationError, *, location: str) -> ValidationFailed:
+    details = [
+        {
+            "location": location,
+            "field": ".".join(str(part) for part in item["loc"]) or location,
+            "loc": [location, *item["loc"]],
+            "type": item["type"],
+            "message": chinese_message(item),
+        }
+        for item in error.errors(include_url=False, include_input=False)
+    ]
+    first = details[0]
+    return ValidationFailed(f"{first['field']}：{first['message']}", details=details)
+
+
+_MESSAGES = {
+    "missing": "缺少必填字段",
+    "extra_forbidden": "不允许的字段",
+    "string_type": "应为文本",
+    "int_type": "应为整数",
+    "int_parsing": "应为整数",
+    "int_from_float": "应为整数",
+    "float_type": "应为数字",
+    "float_parsing": "应为数字",
+    "bool_type": "应为 true 或 false",
+    "bool_parsing": "应为 true 或 false",
+    "list_type": "应为列表",
+    "dict_type": "应为对象",
+    "model_type": "应为对象",
+    "model_attributes_type": "应为对象",
+    "string_pattern_mismatch": "格式不正确",
+    "url_parsing": "不是有效的网址",
+    "url_scheme": "网址必须以 http:// 或 https:// 开头",
+    "json_invalid": "不是有效的 JSON",
+    "datetime_parsing": "不是有效的时间",
+    "date_parsing": "不是有效的日期",
+}
+
+
+def chinese_message(item: Any) -> str:
+    kind = item["type"]
+    ctx = item.get("ctx") or {}
+    if kind == "value_error":
+        # Our validators raise ValueError with a Chinese message already.
+        return str(ctx.get("error", item["msg"]))
+    if kind in ("literal_error", "enum"):
+        return f"取值必须是：{ctx.get('expected', '')}"
+    if kind == "string_too_long":
+        return f"内容过长，最多 {ctx.get('max_length')} 个字符"
+    if kind == "string_too_short":
+        return "不能为空" if ctx.get("min_length") == 1 else f"至少 {ctx.get('min_length')} 个字符"
+    if kind == "too_short":
+        return f"至少需要 {ctx.get('min_length')} 项"
+    if kind == "too_long":
+        return f"最多 {ctx.get('max_length')} 项"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"不能小于 {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"不能大于 {ctx.get('le', ctx.get('lt'))}"
+    return _MESSAGES.get(kind, "取值无效")
+
+
+def _dumps(data: Any) -> str:
+    return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def json_response(
+    data: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    return web.json_response(data, status=status, headers=headers, dumps=_dumps)
+
+
+def caller_id(request: web.Request) -> str:
+    """The signed-in caller's user id (routes that call this admit no anonymous caller)."""
+    principal = request[PRINCIPAL]
+    assert principal is not None  # guaranteed by the route's declared roles
+    return principal.user_id
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()

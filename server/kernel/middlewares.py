@@ -1,0 +1,138 @@
+"""Cross-cutting request handling: request ids, access logs, the JSON error format,
+authentication with role checks, and the per-client rate limit."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+import uuid
+
+import redis.exceptions
+from aiohttp import web
+from pymongo.errors import ConnectionFailure, OperationFailure
+
+from server.kernel.errors import ApiError, RateLimited, ServiceUnavailable
+from server.kernel.http import MiddlewareHandler, bearer_token, json_response
+from server.kernel.keys import KV, PRINCIPAL, REQUEST_ID, SETTINGS
+
+access_log = logging.getLogger("server.access")
+log = logging.getLogger("server.errors")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_HTTP_CODES = {
+    400: ("bad_request", "请求有误"),
+    401: ("unauthorized", "请先登录"),
+    403: ("forbidden", "没有权限执行此操作"),
+    404: ("not_found", "找不到该地址"),
+    405: ("method_not_allowed", "不支持该请求方法"),
+    413: ("payload_too_large", "上传的内容过大"),
+}
+
+
+def error_body(code: str, message: str, details: object = None) -> dict[str, object]:
+    error: dict[str, object] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: MiddlewareHandler) -> web.StreamResponse:
+    """Outermost: give every request an id, log it once, and turn failures into JSON errors."""
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    try:
+        response = await _handle(request, handler)
+    except BaseException:
+        _log_access(request, 499, started)  # client went away or the server is stopping
+        raise
+    response.headers["X-Request-ID"] = request_id
+    _log_access(request, response.status, started)
+    return response
+
+
+async def _handle(request: web.Request, handler: MiddlewareHandler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return json_response(
+            error_body(error.code, error.message, error.details),
+            status=error.status,
+            headers=error.headers,
+        )
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code, message = _HTTP_CODES.get(error.status, ("http_error", error.reason))
+        return json_response(error_body(code, message), status=error.status)
+    except (
+        ConnectionFailure,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+    ) as error:
+        log.warning(
+            "storage unreachable",
+            extra={"request_id": request[REQUEST_ID], "error": repr(error)[:300]},
+        )
+        unavailable = ServiceUnavailable()
+        return json_response(error_body(unavailable.code, unavailable.message), status=503)
+    except OperationFailure:
+        log.exception("database operation failed", extra={"request_id": request[REQUEST_ID]})
+        return json_response(error_body("internal_error", "服务器内部错误，请稍后再试"), status=500)
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request[REQUEST_ID]})
+        return json_response(error_body("internal_error", "服务器内部错误，请稍后再试"), status=500)
+
+
+def _log_access(request: web.Request, status: int, started: float) -> None:
+    principal = request.get(PRINCIPAL)
+    access_log.info(
+        "request",
+        extra={
+            "request_id": request[REQUEST_ID],
+            "method": request.method,
+            "path": request.path,  # never the query string: it may carry search text
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "user_id": principal.user_id if principal else None,
+            "remote": request.remote,
+        },
+    )
+
+
+@web.middleware
+async def rate_limit_middleware(
+    request: web.Request, handler: MiddlewareHandler
+) -> web.StreamResponse:
+    """Fixed-window budget per client: per token when one is presented (a whole village may
+    share one NAT address), per address otherwise. Fails open if Redis is down: refusing all
+    traffic because the limiter's store blinked would be worse than a brief unlimited window."""
+    settings = request.app[SETTINGS]
+    if request.path in ("/healthz", "/readyz"):
+        return await handler(request)
+    window = settings.rate_limit_window_seconds
+    bucket = int(time.time() // window)
+    kv = request.app[KV]
+    key = kv.key("rl", _client_identity(request), bucket)
+    try:
+        async with kv.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window + 1)
+            count, _ = await pipe.execute()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        log.warning("rate limiter unavailable; allowing request")
+        return await handler(request)
+    if count > settings.rate_limit_requests:
+        raise RateLimited(retry_after=window - int(time.time()) % window)
+    return await handler(request)
+
+
+def _client_identity(request: web.Request) -> str:
+    token = bearer_token(request)
+    if token:
+        return "t" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    return "a" + (request.remote or "unknown")

@@ -1,0 +1,117 @@
+"""Every collection's indexes, declared in one place and applied idempotently at start-up,
+plus the schema version document that later migrations advance.
+
+Only index features that both MongoDB 7 and FerretDB 1.24 support are used (plain, compound
+and unique indexes; no partial, text or TTL-on-expression indexes)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "users": [
+        IndexModel([("username_lower", ASCENDING)], name="username", unique=True, sparse=True),
+        IndexModel([("openid", ASCENDING)], name="openid", unique=True, sparse=True),
+    ],
+    "townships": [IndexModel([("code", ASCENDING)], name="code", unique=True)],
+    "questions": [
+        IndexModel([("status", ASCENDING), ("changed_at", DESCENDING)], name="status_changed"),
+        # Exact-duplicate guard; removed from deleted questions, hence sparse.
+        IndexModel([("dedupe_key", ASCENDING)], name="dedupe_key", unique=True, sparse=True),
+        IndexModel(
+            [("content.dimension", ASCENDING), ("content.topic", ASCENDING)], name="dimension_topic"
+        ),
+        IndexModel([("changed_at", ASCENDING)], name="changed_at"),
+    ],
+    "question_versions": [
+        IndexModel(
+            [("question_id", ASCENDING), ("version", ASCENDING)],
+            name="question_version",
+            unique=True,
+        ),
+    ],
+    "audit_log": [
+        IndexModel(
+            [("entity", ASCENDING), ("entity_id", ASCENDING), ("at", ASCENDING)], name="entity_at"
+        ),
+    ],
+    "articles": [
+        IndexModel([("status", ASCENDING), ("changed_at", DESCENDING)], name="status_changed")
+    ],
+    # _id is "<article_id>:<version>".
+    "article_versions": [IndexModel([("article_id", ASCENDING)], name="article")],
+    "attempts": [
+        # One daily quiz per day, one contest per window, one assessment per month.
+        IndexModel([("once_key", ASCENDING)], name="once_key", unique=True, sparse=True),
+        IndexModel([("user_id", ASCENDING), ("submitted_at", DESCENDING)], name="user_submitted"),
+        # Only assessments not yet counted in the literacy cells carry the field (a compound
+        # sparse index would hold every attempt: all have submitted_at).
+        IndexModel(
+            [("cells_pending", ASCENDING)],
+            name="cells_pending",
+            sparse=True,
+        ),
+    ],
+    # _id is "<period>|<township>|<group>|<age band>|<gender>|<education>".
+    "literacy_cells": [IndexModel([("period", ASCENDING)], name="period")],
+    "item_stats": [
+        IndexModel(
+            [("question_id", ASCENDING), ("version", ASCENDING)],
+            name="question_version",
+            unique=True,
+        ),
+    ],
+}
+
+Migration = Callable[[AsyncDatabase], Awaitable[None]]
+
+# version reached -> step that reaches it from the one before. Steps must be idempotent:
+# several processes may start at once.
+MIGRATIONS: dict[int, Migration] = {}
+
+
+async def apply_indexes(db: AsyncDatabase) -> None:
+    """Create the declared indexes that don't exist yet. Existing ones are skipped rather than
+    re-sent: re-creating an existing index is a no-op on MongoDB but crashes FerretDB 1.24's
+    connection handler for some index shapes."""
+    for collection, indexes in INDEXES.items():
+        existing = {index["name"] async for index in await db[collection].list_indexes()}
+        missing = [index for index in indexes if index.document["name"] not in existing]
+        if missing:
+            await db[collection].create_indexes(missing)
+
+
+async def migrate(db: AsyncDatabase) -> int:
+    meta = db["meta"]
+    current_doc = await meta.find_one({"_id": "schema"})
+    current = current_doc["version"] if current_doc else 0
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {current} is newer than this code ({SCHEMA_VERSION}); "
+            "deploy the newer code"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        step = MIGRATIONS.get(version)
+        if step is not None:
+            log.info("migrating schema", extra={"to_version": version})
+            await step(db)
+    await meta.update_one(
+        {"_id": "schema"},
+        {"$set": {"version": SCHEMA_VERSION, "applied_at": datetime.now(UTC)}},
+        upsert=True,
+    )
+    return SCHEMA_VERSION
+
+
+async def bootstrap(db: AsyncDatabase) -> None:
+    await apply_indexes(db)
+    await migrate(db)

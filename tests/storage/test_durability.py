@@ -1,0 +1,119 @@
+"""Acknowledged writes are durable: a majority, journaled write concern is accepted, and the
+file-backed embedded server keeps every acknowledged insert across a SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from pymongo import AsyncMongoClient, WriteConcern
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from scripts import services as harness
+from tests.storage.support import Document, external_server, new_client
+
+WRITERS = 16
+KILL_AFTER_SECONDS = 2.0
+WRITER_DEADLINE_SECONDS = 20.0  # writers stop at the kill long before this
+DB_NAME = f"conf_{uuid.uuid4().hex}"  # on a private server, removed with its files
+MIN_ACKNOWLEDGED = 50  # about 800 on a quiet 2-core machine; fewer would prove little
+
+
+async def test_majority_journaled_insert_is_acknowledged(db: AsyncDatabase[Document]) -> None:
+    """Attempts are inserted with `w: majority, j: true` (a score the resident was shown must
+    not be lost by a failover): the server must accept and acknowledge that write concern, on
+    the embedded server, a standalone MongoDB and a replica set alike."""
+    attempts = db.get_collection("attempts", write_concern=WriteConcern(w="majority", j=True))
+
+    result = await attempts.insert_one({"_id": "a1", "points": 10})
+    many = await attempts.insert_many([{"_id": "a2"}, {"_id": "a3"}], ordered=False)
+
+    assert result.acknowledged
+    assert result.inserted_id == "a1"
+    assert many.acknowledged
+    assert many.inserted_ids == ["a2", "a3"]
+    assert await db["attempts"].count_documents({}) == 3
+
+
+async def write_until_failure(
+    client: AsyncMongoClient[Document], db_name: str, writer: int, acknowledged: list[str]
+) -> bool:
+    """Insert small documents one after another, recording each acknowledged `_id`, until an
+    insert fails; True if one failed (the server went away) before the deadline."""
+    collection = client[db_name]["acks"]
+    deadline = time.monotonic() + WRITER_DEADLINE_SECONDS
+    sequence = 0
+    while time.monotonic() < deadline:
+        doc_id = f"w{writer:02d}-{sequence:06d}"
+        try:
+            await collection.insert_one({"_id": doc_id, "writer": writer, "payload": "x" * 64})
+        except PyMongoError:
+            return True
+        acknowledged.append(doc_id)
+        sequence += 1
+    return False
+
+
+async def kill_under_load_and_restart(server: harness.Server) -> list[str]:
+    """Run the writers, SIGKILL the server while they write, start it again; the
+    acknowledged ids."""
+    acknowledged: list[str] = []
+    # Short timeouts: after the kill, a writer's next insert must fail fast, not wait.
+    client = new_client(server.url, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000)
+    try:
+        writers = [
+            asyncio.create_task(write_until_failure(client, DB_NAME, writer, acknowledged))
+            for writer in range(WRITERS)
+        ]
+        await asyncio.sleep(KILL_AFTER_SECONDS)
+        assert server.process is not None
+        server.process.kill()  # SIGKILL: no shutdown hook, no final commit
+        await asyncio.to_thread(server.process.wait, 10)
+        interrupted = await asyncio.gather(*writers)
+    finally:
+        await client.close()
+    assert interrupted == [True] * WRITERS, "every writer must have been writing at the kill"
+    await asyncio.to_thread(server.restart)
+    return acknowledged
+
+
+async def test_acknowledged_inserts_survive_sigkill(mongo_url: str) -> None:
+    """The embedded server's file store must commit before acknowledging: 16 concurrent
+    writers insert for about 2 s, the server is SIGKILLed mid-stream and restarted on the same
+    file, and every `_id` that was acknowledged must be there. (`make run` and the resilience
+    tests rely on it.)
+
+    Against an external server (MONGODB_URI set) the harness owns no process to kill, so the
+    test only asserts that the server answers `ping`; MongoDB's durability of `w: majority,
+    j: true` writes is its own guarantee and not re-tested here."""
+    if external_server():
+        client = new_client(mongo_url)
+        try:
+            assert (await client.admin.command("ping"))["ok"] == 1
+        finally:
+            await client.close()
+        return
+
+    data_dir = Path(tempfile.mkdtemp(prefix="conf-durable-"))
+    server = await asyncio.to_thread(harness.start_mongo, data_dir, durable=True)
+    try:
+        acknowledged = await kill_under_load_and_restart(server)
+        assert len(acknowledged) >= MIN_ACKNOWLEDGED, (
+            f"only {len(acknowledged)} writes before the kill"
+        )
+
+        client = new_client(server.url)
+        try:
+            stored = set(await client[DB_NAME]["acks"].distinct("_id"))
+        finally:
+            await client.close()
+        lost = sorted(set(acknowledged) - stored)
+        assert lost == [], f"{len(lost)} of {len(acknowledged)} acknowledged inserts lost"
+    finally:
+        await asyncio.to_thread(server.stop)
+        shutil.rmtree(data_dir, ignore_errors=True)
