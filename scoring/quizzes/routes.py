@@ -7,7 +7,7 @@ from aiohttp import web
 from content import service as content_service
 from content.keys import ARTICLES
 from question_bank.keys import BANK, ITEM_STATS
-from scoring.quizzes import flow, service, storage
+from scoring.quizzes import flow, service
 from scoring.quizzes.keys import ATTEMPT_WRITER
 from scoring.quizzes.models import (
     LeaderboardQuery,
@@ -79,18 +79,9 @@ async def submit_quiz(request: web.Request, *, body: QuizSubmit) -> web.Response
 async def my_attempts(request: web.Request, *, query: PageQuery) -> web.Response:
     """The resident's own submitted quizzes, newest first."""
     user = await _resident(request)
-    docs, total = await storage.user_attempts(
-        request.app[DB], str(user["_id"]), skip=query.skip, limit=query.page_size
+    items, total = await service.attempts_of(
+        quiz_context(request.app), user_id=str(user["_id"]), skip=query.skip, limit=query.page_size
     )
-    items = [
-        {
-            **doc["response"],
-            "mode": doc["mode"],
-            "topic": doc.get("topic"),
-            "submitted_at": doc["submitted_at"].isoformat(),
-        }
-        for doc in docs
-    ]
     return json_response(
         {"items": items, "total": total, "page": query.page, "page_size": query.page_size}
     )

@@ -9,6 +9,7 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -179,10 +180,10 @@ async def submit_quiz(
         stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
         if stored is not None:  # a late retry of a submit that was accepted in time
             await _finish_cells(ctx, stored)
-            return stored["response"]
+            return await result_view(ctx, stored)
         raise QuizExpired()
     chosen = _validate_answers(ticket, answers)
-    questions = await _served_questions(ctx, ticket)
+    questions = await _served_questions(ctx, ticket.questions)
     doc = await _score(
         ctx, user=user, ticket=ticket, quiz_id=quiz_id, chosen=chosen, questions=questions, now=now
     )
@@ -192,13 +193,13 @@ async def submit_quiz(
         stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
         if stored is not None:
             await _finish_cells(ctx, stored)
-            return stored["response"]
+            return await result_view(ctx, stored)
         if ticket.mode == "assessment":
             raise assessments.AssessmentDone()
         raise AlreadyDone("本期答题已完成，不能重复提交")
     await _finish_cells(ctx, doc)
     await _after_stored(ctx, doc, questions)
-    return doc["response"]
+    return await result_view(ctx, doc)
 
 
 async def _finish_cells(ctx: QuizContext, attempt: Document) -> None:
@@ -277,11 +278,11 @@ def _validate_answers(ticket: tickets.Ticket, answers: list[Any]) -> dict[str, s
 
 
 async def _served_questions(
-    ctx: QuizContext, ticket: tickets.Ticket
+    ctx: QuizContext, refs: Iterable[tickets.QuizRef]
 ) -> dict[str, PublishedQuestion]:
     """The exact versions served, from the cache or (if edited since) from version history."""
     found = {}
-    for ref in ticket.questions:
+    for ref in refs:
         cached = ctx.bank.published.get(ref.question_id)
         if cached is not None and cached.version == ref.version:
             found[ref.question_id] = cached
@@ -318,35 +319,17 @@ async def _score(
     questions: dict[str, PublishedQuestion],
     now: datetime,
 ) -> Document:
-    results, marks = [], {}
+    marks = {}
     # The assessment is scored as the national survey is: all or nothing per item.
     credit = "none" if ticket.mode == "assessment" else ctx.partial_credit
     for ref in ticket.questions:
         question = questions[ref.question_id]
         marks[ref.question_id] = mark(question, chosen.get(ref.question_id, set()), credit)
-        shown = tickets_shown_keys(ref.order, question.answer)
-        results.append(
-            {
-                "question_id": ref.question_id,
-                "correct": marks[ref.question_id] == 1.0,
-                "answer": shown,
-                "explanation": question.explanation,
-            }
-        )
     periods = period_keys(now)
     score = round(sum(marks.values()) * POINTS_PER_CORRECT)
     bonus = await _streak_bonus(ctx, ticket, str(user["_id"]), periods["day"]) if score else 0
     # The assessment is a measure, not a game: it earns no points for the leaderboards.
     points = 0 if ticket.mode == "assessment" else score + bonus
-    response = {
-        "quiz_id": quiz_id,
-        "score": score,
-        "max_score": POINTS_PER_CORRECT * len(ticket.questions),
-        "correct_count": sum(1 for m in marks.values() if m == 1.0),
-        "points": points,
-        "results": results,
-        "recommended_articles": await _recommendations(ctx, user, questions, marks),
-    }
     profile = user.get("profile", {})
     elapsed = now.timestamp() - ticket.issued_at
     doc = {
@@ -357,17 +340,23 @@ async def _score(
         "channel": ticket.channel or None,
         "issued_at": datetime.fromtimestamp(ticket.issued_at, UTC),
         "submitted_at": now,
+        "quiz_id": quiz_id,
         "periods": periods,
+        "score": score,
+        "max_score": POINTS_PER_CORRECT * len(ticket.questions),
         "points": points,
         "items": [
             {
                 "question_id": r.question_id,
                 "version": r.version,
+                "order": list(r.order),  # the options as shown, so answers render as shown
                 "chosen": sorted(chosen.get(r.question_id, set())),
                 "mark": marks[r.question_id],
             }
             for r in ticket.questions
         ],
+        # What was recommended is a fact of the attempt: a replay shows the same articles.
+        "recommended_articles": await _recommendations(ctx, user, questions, marks),
         "profile": {
             "township_code": profile.get("township_code"),
             "age_band": age_band(
@@ -382,7 +371,6 @@ async def _score(
             "too_fast": elapsed < MIN_SECONDS_PER_QUESTION * len(ticket.questions),
             "seconds": round(elapsed, 1),
         },
-        "response": response,
     }
     if ticket.mode == "daily":
         doc["once_key"] = f"{doc['user_id']}:daily:{periods['day']}"
@@ -393,8 +381,54 @@ async def _score(
         doc["assessment"] = result
         doc["cells_pending"] = True  # until counted in the literacy cells (sparse index)
         doc["once_key"] = f"{doc['user_id']}:assessment:{result['month']}"
-        response.update({k: result[k] for k in ("dimension_scores", "total", "tier")})
     return doc
+
+
+async def result_view(ctx: QuizContext, attempt: Document) -> Document:
+    """The resident's result, rendered from the stored attempt: the same attempt always
+    renders the same result (explanations come from the versions served, which never
+    change), and a change of this view never rewrites what was stored."""
+    refs = [
+        tickets.QuizRef(i["question_id"], i["version"], tuple(i["order"])) for i in attempt["items"]
+    ]
+    questions = await _served_questions(ctx, refs)
+    view: Document = {
+        "quiz_id": attempt["quiz_id"],
+        "score": attempt["score"],
+        "max_score": attempt["max_score"],
+        "correct_count": sum(1 for i in attempt["items"] if i["mark"] == 1.0),
+        "points": attempt["points"],
+        "results": [
+            {
+                "question_id": ref.question_id,
+                "correct": item["mark"] == 1.0,
+                "answer": tickets_shown_keys(ref.order, questions[ref.question_id].answer),
+                "explanation": questions[ref.question_id].explanation,
+            }
+            for ref, item in zip(refs, attempt["items"], strict=True)
+        ],
+        "recommended_articles": attempt["recommended_articles"],
+    }
+    if "assessment" in attempt:
+        view.update({k: attempt["assessment"][k] for k in ("dimension_scores", "total", "tier")})
+    return view
+
+
+async def attempts_of(
+    ctx: QuizContext, *, user_id: str, skip: int, limit: int
+) -> tuple[list[Document], int]:
+    """The resident's own attempts, newest first, each rendered as its result."""
+    docs, total = await storage.user_attempts(ctx.db, user_id, skip=skip, limit=limit)
+    items = [
+        {
+            **await result_view(ctx, doc),
+            "mode": doc["mode"],
+            "topic": doc.get("topic"),
+            "submitted_at": doc["submitted_at"].isoformat(),
+        }
+        for doc in docs
+    ]
+    return items, total
 
 
 async def _recommendations(

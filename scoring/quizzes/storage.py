@@ -47,9 +47,7 @@ async def user_attempts(
     db: AsyncDatabase, user_id: str, *, skip: int, limit: int
 ) -> tuple[list[Document], int]:
     query = {"user_id": user_id}
-    cursor = store.find(
-        db[ATTEMPTS], query, {"response": 1, "mode": 1, "topic": 1, "submitted_at": 1, "points": 1}
-    )
+    cursor = store.find(db[ATTEMPTS], query, {"profile": 0, "review": 0})
     docs = await cursor.sort("submitted_at", -1).skip(skip).limit(limit).to_list()
     return docs, await db[ATTEMPTS].count_documents(query)
 

@@ -55,6 +55,9 @@ def find(
 async def aggregate(
     collection: AsyncCollection[Document], pipeline: list[Document]
 ) -> list[Document]:
+    """Run a pipeline whose result is small (grouped rows). The embedded server ignores
+    `batchSize` on aggregations and returns the whole result at once, so a pipeline must not
+    return raw documents in bulk (tests/storage/test_cursors.py names the quirk)."""
     cursor = await collection.aggregate(pipeline, batchSize=BATCH_SIZE)
     return await cursor.to_list()
 

@@ -32,7 +32,8 @@ async def mongo(services: harness.Services) -> AsyncIterator[AsyncMongoClient[Do
 
 @pytest.fixture
 async def db(mongo: AsyncMongoClient[Document]) -> AsyncIterator[AsyncDatabase[Document]]:
-    """A database of the test's own (timezone-aware, from the client), dropped after the test."""
+    """The test's own database (timezone-aware, from the client), dropped after the test;
+    tests that open clients of their own reach it by `db.name`."""
     name = f"conf_{uuid.uuid4().hex}"
     try:
         yield mongo[name]
@@ -42,5 +43,5 @@ async def db(mongo: AsyncMongoClient[Document]) -> AsyncIterator[AsyncDatabase[D
 
 @pytest.fixture
 def mongo_url(services: harness.Services) -> str:
-    """The session server's URI, for clients outside the test's event loop (other processes)."""
+    """The session server's URI, for clients a test opens itself (other options or processes)."""
     return services.mongo.url

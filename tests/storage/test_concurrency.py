@@ -12,7 +12,7 @@ from typing import Any
 from bson.int64 import Int64
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.results import UpdateResult
 
 from tests.storage.support import (
@@ -309,3 +309,44 @@ async def test_guarded_increment_with_slice_keeps_the_last_ids(
         "n": 9,
         "applied": ["a4", "a5", "a6", "a7", "a0"],
     }
+
+
+async def apply_to_new_cell(db: AsyncDatabase[Document], cell: str, attempt_id: str) -> int:
+    """The service's application of one attempt to a cell that may not exist yet: an ordered
+    bulk of (create the cell if missing, guarded increment); if the creation lost a race to a
+    concurrent one (duplicate `_id`), the ordered bulk stopped there, so the guarded increment
+    is sent again on its own. Returns how many increments were applied (0 or 1)."""
+    create = UpdateOne(
+        {"_id": cell}, {"$setOnInsert": {"period": "2025-03", "applied": []}}, upsert=True
+    )
+    guarded = UpdateOne(
+        {"_id": cell, "applied": {"$ne": attempt_id}},
+        {"$inc": {"n": Int64(1)}, "$push": {"applied": attempt_id}},
+    )
+    try:
+        result = await db["literacy_cells"].bulk_write([create, guarded], ordered=True)
+    except BulkWriteError as error:
+        codes = [e["code"] for e in error.details["writeErrors"]]
+        assert codes == [11000], error.details
+        assert [e["index"] for e in error.details["writeErrors"]] == [0], error.details
+        result = await db["literacy_cells"].bulk_write([guarded])
+    return result.modified_count
+
+
+async def test_guarded_increment_on_a_cell_created_concurrently(
+    db: AsyncDatabase[Document],
+) -> None:
+    """The first assessments of a new cell arrive together: 20 applications of one attempt
+    and 30 distinct attempts, all to a cell that does not exist yet, through the ordered
+    (create, guarded increment) bulk, must create one cell counting 31 attempts."""
+    operations = [apply_to_new_cell(db, "2025-03|t1", "repeat") for _ in range(20)]
+    operations += [apply_to_new_cell(db, "2025-03|t1", f"distinct-{i}") for i in range(30)]
+
+    applied = await asyncio.gather(*operations)
+
+    assert sum(applied[:20]) == 1
+    assert applied[20:] == [1] * 30
+    cells = await db["literacy_cells"].find({}).to_list()
+    assert len(cells) == 1
+    assert cells[0]["n"] == 31
+    assert sorted(cells[0]["applied"]) == sorted(["repeat", *(f"distinct-{i}" for i in range(30))])

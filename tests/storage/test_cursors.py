@@ -7,7 +7,7 @@ import time
 from pymongo import monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tests.storage.support import Document, new_client
+from tests.storage.support import Document, external_server, new_client
 
 DOCS = 2_000
 PAYLOAD = 30_000  # bytes per document: 60 MB in all, past PyMongo's 48 MB reply limit
@@ -76,21 +76,30 @@ async def test_find_with_batch_size_streams_60_mb(
     assert elapsed < 60, f"writing and reading 60 MB took {elapsed:.1f} s"
 
 
-async def test_aggregate_with_batch_size_streams_60_mb(
+async def test_aggregate_batches_on_mongodb_and_whole_on_the_embedded_server(
     db: AsyncDatabase[Document], mongo_url: str
 ) -> None:
-    """The service's aggregations pass `batchSize` too: an aggregate over 60 MB must come back
-    in batches of 500 and return every document exactly once."""
-    await fill(db)
-
+    """A named quirk of the embedded server, kept in the seam (`server/kernel/store.py`):
+    mongo-java-server 1.47 ignores `batchSize` on `aggregate` and sends the whole result in
+    the first batch, so an aggregation result past 48 MB could not be read from it. The
+    service's pipelines only return grouped rows (points per resident, respondents per
+    township or period), far below that. On MongoDB the same call streams in batches; this
+    test fails on the embedded server the day it starts batching too (and the quirk's note
+    can go)."""
+    small = 2_000  # 2,000 small documents: enough for four batches of 500
+    await db["attempts"].insert_many([{"_id": i, "n": i} for i in range(small)])
     batches = BatchSizes()
     reader = new_client(mongo_url, event_listeners=[batches])
     try:
         cursor = await reader[db.name]["attempts"].aggregate(
             [{"$match": {"_id": {"$gte": 0}}}], batchSize=BATCH
         )
-        docs = [(doc["_id"], len(doc["payload"])) async for doc in cursor]
+        ids = [doc["_id"] async for doc in cursor]
     finally:
         await reader.close()
-
-    assert_streamed(docs, batches)
+    assert sorted(ids) == list(range(small))
+    sizes = [size for size in batches.sizes if size]
+    if external_server():
+        assert sizes == [BATCH] * (small // BATCH)
+    else:
+        assert sizes == [small], "the embedded server now batches aggregations"

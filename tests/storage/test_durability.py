@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from pymongo import AsyncMongoClient, WriteConcern
+from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
@@ -38,6 +38,32 @@ async def test_majority_journaled_insert_is_acknowledged(db: AsyncDatabase[Docum
     assert many.acknowledged
     assert many.inserted_ids == ["a2", "a3"]
     assert await db["attempts"].count_documents({}) == 3
+
+
+async def test_client_level_majority_journaled_writes(
+    db: AsyncDatabase[Document], mongo_url: str
+) -> None:
+    """The service's client sets `w: majority, journal: true, retryWrites: true` for every
+    write: inserts, updates, upserts, bulk writes and find-and-modify must all be
+    acknowledged under it."""
+    client = new_client(mongo_url, w="majority", journal=True, retryWrites=True)
+    try:
+        docs = client[db.name]["docs"]
+        inserted = await docs.insert_one({"_id": 1, "n": 0})
+        updated = await docs.update_one({"_id": 1}, {"$inc": {"n": 1}})
+        upserted = await docs.update_one({"_id": 2}, {"$setOnInsert": {"n": 5}}, upsert=True)
+        bulk = await docs.bulk_write([UpdateOne({"_id": 2}, {"$inc": {"n": 1}})], ordered=False)
+        after = await docs.find_one_and_update(
+            {"_id": 1}, {"$inc": {"n": 1}}, return_document=ReturnDocument.AFTER
+        )
+        deleted = await docs.delete_one({"_id": 2})
+    finally:
+        await client.close()
+
+    assert all(r.acknowledged for r in (inserted, updated, upserted, bulk, deleted))
+    assert (updated.modified_count, upserted.upserted_id, bulk.modified_count) == (1, 2, 1)
+    assert after == {"_id": 1, "n": 2}
+    assert deleted.deleted_count == 1
 
 
 async def write_until_failure(

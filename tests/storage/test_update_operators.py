@@ -266,15 +266,19 @@ async def test_unordered_insert_many_reports_each_duplicate(db: AsyncDatabase[Do
     assert sorted(await attempts.distinct("_id")) == ["a1", "a3", "a4", "old"]
 
 
-async def test_rename_collection(db: AsyncDatabase[Document]) -> None:
-    """Rebuilt cells are written to a staging collection and renamed into place, so readers
-    see the old set or the new one, never half of each."""
+async def test_rename_collection_over_the_live_one(db: AsyncDatabase[Document]) -> None:
+    """Rebuilt cells are written to a staging collection and renamed over the live one with
+    `dropTarget`, so readers see the old set or the new one, never half of each; an empty
+    rebuild empties the live collection with `delete_many({})` instead."""
     await db["staging"].insert_many([{"_id": 1}, {"_id": 2}])
-    await db["cells"].insert_one({"_id": "old"})
+    await db["cells"].insert_many([{"_id": "old"}, {"_id": 2, "stale": True}])
+    await db["cells"].create_index("period", name="period")
 
-    await db["cells"].rename("retired")
-    await db["staging"].rename("cells")
+    await db["staging"].rename("cells", dropTarget=True)
 
-    assert sorted(await db.list_collection_names()) == ["cells", "retired"]
+    assert await db.list_collection_names() == ["cells"]
     assert await db["cells"].find({}).sort("_id", 1).to_list() == [{"_id": 1}, {"_id": 2}]
-    assert await db["retired"].find({}).to_list() == [{"_id": "old"}]
+    assert [index["name"] async for index in await db["cells"].list_indexes()] == ["_id_"]
+    deleted = await db["cells"].delete_many({})
+    assert deleted.deleted_count == 2
+    assert await db["cells"].count_documents({}) == 0
