@@ -35,10 +35,10 @@ bench: setup
 	$(PY) -m scripts.bench
 
 # Township estimates validated on a synthetic county with known truth: 20 seeded runs of
-# 200 townships in process, then a smaller county pushed through the real HTTP API.
+# 200 townships in process, then the same full county pushed through the real HTTP API.
 eval: setup
 	$(PY) -m scripts.simulation
-	$(PY) -m scripts.eval --townships 40 --scale 0.2
+	$(PY) -m scripts.eval --townships 200 --scale 1
 
 clean:
 	rm -rf .services .artifacts

@@ -106,8 +106,8 @@ async def add_views(db: AsyncDatabase, counts: dict[str, int]) -> None:
         for a, n in counts.items()
         if ObjectId.is_valid(a)
     ]
-    for start in range(0, len(ops), 50):  # FerretDB hangs on 100+ updates in one bulk write
-        await db[ARTICLES].bulk_write(ops[start : start + 50], ordered=False)
+    if ops:
+        await db[ARTICLES].bulk_write(ops, ordered=False)
 
 
 async def pending_views(kv: Kv) -> dict[str, int]:

@@ -4,7 +4,7 @@ indexes over every live question.
 
 Freshness: every write appends the changed question to a change feed (a Redis stream) and
 each process reads the feed several times a second, applying the documents it carries, so
-propagation costs no MongoDB query (FerretDB scans a whole collection for any query). Bulk
+propagation costs no MongoDB query. Bulk
 writes append a "reload" event instead. Safety nets, since the feed is not the source of
 truth: a full reload at start-up, when the feed was trimmed past our position, and every
 ten minutes; while Redis is unreachable, a delta query on MongoDB by change time every few

@@ -13,8 +13,6 @@ from server.kernel.kv import Kv, text
 
 Document = dict[str, Any]
 
-# FerretDB 1.24 stalls on bulk updates of 100 or more existing documents.
-BULK_CHUNK = 50
 
 
 # ------------------------------------------------------------------ attempts

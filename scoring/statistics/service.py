@@ -47,8 +47,7 @@ class EstimatesCache:
     """Fitted periods (most recently used last), the county's census arrays, and the rows
     already shaped from a fit. Everything is keyed by the stats version document, which
     every cell write, rebuild and census change replaces with a fresh token: reading it is
-    one lookup by `_id`, while re-reading the cells is the slow part (FerretDB decodes about
-    2,500 cell documents a second)."""
+    one lookup by `_id`, while re-reading and refitting the cells is the slow part."""
 
     def __init__(self) -> None:
         self._fitted: OrderedDict[tuple[str, str], report.Analysis] = OrderedDict()

@@ -35,7 +35,7 @@ async def get(db: AsyncDatabase, *, user_id: str) -> Document | None:
     oid = to_object_id(user_id)
     if oid is None:
         return None
-    user = await _users(db).find_one({"_id": oid})  # `_id` alone: FerretDB's primary key
+    user = await _users(db).find_one({"_id": oid})
     return user if user is not None and not user.get("deleted_at") else None
 
 

@@ -25,8 +25,8 @@ async def replace_census(db: AsyncDatabase, rows: list[CensusRow], *, actor: str
     doc = {
         "_id": "census",
         "has_education": has_education,
-        # Short keys keep a 200-township census well under the document size limit; rows are
-        # objects because FerretDB does not store nested arrays.
+        # One document, replaced whole, so estimates never see half a census; short keys keep a
+        # 200-township census well under the document size limit.
         "rows": [
             {
                 "t": r.township_code,

@@ -1,8 +1,10 @@
 """Every collection's indexes, declared in one place and applied idempotently at start-up,
 plus the schema version document that later migrations advance.
 
-Only index features that both MongoDB 7 and FerretDB 1.24 support are used (plain, compound
-and unique indexes; no partial, text or TTL-on-expression indexes)."""
+Plain, compound, unique and sparse indexes only, which MongoDB 7 and the embedded server both
+accept. The embedded server uses only `_id` and unique indexes to answer queries, so hot
+lookups are designed to go by `_id` or a unique key; the other indexes are still declared
+because MongoDB needs them (tests/storage/test_indexes.py checks the plans on MongoDB)."""
 
 from __future__ import annotations
 
@@ -80,9 +82,8 @@ MIGRATIONS: dict[int, Migration] = {}
 
 
 async def apply_indexes(db: AsyncDatabase) -> None:
-    """Create the declared indexes that don't exist yet. Existing ones are skipped rather than
-    re-sent: re-creating an existing index is a no-op on MongoDB but crashes FerretDB 1.24's
-    connection handler for some index shapes."""
+    """Create the declared indexes that don't exist yet (several processes may start at once;
+    creating an existing index again is a no-op)."""
     for collection, indexes in INDEXES.items():
         existing = {index["name"] async for index in await db[collection].list_indexes()}
         missing = [index for index in indexes if index.document["name"] not in existing]

@@ -1,4 +1,4 @@
-"""Readiness follows the real servers: stop Redis or FerretDB and /readyz says 503; start
+"""Readiness follows the real servers: stop Redis or the MongoDB server and /readyz says 503; start
 them again and it says 200. Uses private servers so other tests are not disturbed."""
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import asyncio
 from typing import Any
 
 import pytest
@@ -35,6 +36,20 @@ async def test_first_and_returning_login(
     assert "SESSIONKEY" not in ours and "test-wechat-secret" not in ours
     assert wechat.seen_params[0]["appid"] == "wx-test-appid"
     assert wechat.seen_params[0]["grant_type"] == "authorization_code"
+
+
+async def test_simultaneous_first_logins_of_one_resident_create_one_account(
+    resident_client: Any,
+) -> None:
+    """A double tap, or a flaky network retrying: 20 first logins of the same WeChat user at
+    once create one account (a unique index on the openid, and an upsert), and every reply
+    names it; exactly one says the resident is new."""
+    replies = await asyncio.gather(*(login(resident_client, "ok-twin") for _ in range(20)))
+    bodies = [await reply.json() for reply in replies]
+    assert [reply.status for reply in replies] == [200] * 20
+    assert len({body["user"]["id"] for body in bodies}) == 1
+    assert sum(body["is_new"] for body in bodies) == 1
+    assert await resident_client.app[DB]["users"].count_documents({"openid": "oid-twin"}) == 1
 
 
 @pytest.mark.parametrize(
