@@ -1,0 +1,113 @@
+"""The only place with queries of accounts: users in MongoDB (staff by username, residents
+by WeChat openid, both unique indexes), login failures and cached resident profiles in Redis."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from server.kernel.kv import Kv
+
+Document = dict[str, Any]
+USERS = "users"
+
+
+def to_object_id(value: str) -> ObjectId | None:
+    return ObjectId(value) if ObjectId.is_valid(value) else None
+
+
+async def get(db: AsyncDatabase, user_id: str) -> Document | None:
+    oid = to_object_id(user_id)
+    return None if oid is None else await db[USERS].find_one({"_id": oid})
+
+
+async def insert(db: AsyncDatabase, doc: Document) -> str | None:
+    """Insert a user; None if the username is taken (unique index)."""
+    try:
+        result = await db[USERS].insert_one(doc)
+    except DuplicateKeyError:
+        return None
+    return str(result.inserted_id)
+
+
+async def staff_by_name(db: AsyncDatabase, username_lower: str) -> Document | None:
+    return await db[USERS].find_one({"username_lower": username_lower, "deleted_at": None})
+
+
+async def upsert_by_openid(
+    db: AsyncDatabase, openid: str, *, on_insert: Document, on_every_login: Document
+) -> tuple[Document, bool]:
+    """The resident with this openid, created if new (True). Of simultaneous first logins
+    exactly one creates the account: the openid's unique index refuses the others, which
+    then read the account that won (MongoDB may also retry such an upsert itself)."""
+    update = {"$setOnInsert": {"openid": openid, **on_insert}, "$set": on_every_login}
+    try:
+        before = await db[USERS].find_one_and_update({"openid": openid}, update, upsert=True)
+    except DuplicateKeyError:
+        before = await db[USERS].find_one_and_update({"openid": openid}, {"$set": on_every_login})
+    user = await db[USERS].find_one({"openid": openid})
+    if user is None:  # erased between the two reads
+        raise LookupError(openid)
+    return user, before is None
+
+
+async def set_profile(
+    db: AsyncDatabase, user_id: str, profile: Document, at: datetime
+) -> Document | None:
+    return await db[USERS].find_one_and_update(
+        {"_id": to_object_id(user_id), "deleted_at": None},
+        {"$set": {"profile": profile, "profile_updated_at": at}},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+async def erase(db: AsyncDatabase, user_id: str, at: datetime) -> None:
+    await db[USERS].update_one(
+        {"_id": to_object_id(user_id)},
+        {
+            "$set": {"deleted_at": at, "profile": {}},
+            "$unset": {"openid": "", "unionid": "", "last_login_at": ""},
+        },
+    )
+
+
+# ------------------------------------------------------------------ Redis
+
+
+async def lock_seconds_left(kv: Kv, name: str) -> int:
+    return int(await kv.redis.ttl(kv.key("login_lock", name)) or 0)
+
+
+async def count_failure(kv: Kv, name: str, *, window: int) -> int:
+    key = kv.key("login_fail", name)
+    failures = int(await kv.redis.incr(key))
+    if failures == 1:
+        await kv.redis.expire(key, window)
+    return failures
+
+
+async def lock(kv: Kv, name: str, *, seconds: int) -> None:
+    await kv.redis.set(kv.key("login_lock", name), "1", ex=seconds)
+    await kv.redis.delete(kv.key("login_fail", name))
+
+
+async def clear_failures(kv: Kv, name: str) -> None:
+    await kv.redis.delete(kv.key("login_fail", name))
+
+
+async def cached_profile(kv: Kv, user_id: str) -> Document | None:
+    cached = await kv.redis.get(kv.key("resident", user_id))
+    return orjson.loads(cached) if cached else None
+
+
+async def cache_profile(kv: Kv, user_id: str, profile: Document | None, *, ttl: int) -> None:
+    if profile is None:
+        await kv.redis.delete(kv.key("resident", user_id))
+    else:
+        await kv.redis.set(kv.key("resident", user_id), orjson.dumps(profile), ex=ttl)
