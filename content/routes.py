@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from content import service, storage
+from content import service
 from content.keys import ARTICLES
 from content.models import (
     AdminArticleQuery,
@@ -16,7 +16,6 @@ from content.models import (
 from question_bank.models import VersionBody
 from server.kernel.http import Handler, caller_id, endpoint, json_response, read_optional
 from server.kernel.keys import DB, KV, PRINCIPAL
-from server.search.index import terms
 
 WRITERS = ("editor",)
 READERS = ("editor", "analyst")
@@ -35,7 +34,7 @@ async def create_article(request: web.Request, *, body: ArticleCreate) -> web.Re
 @endpoint(roles=READERS, query=AdminArticleQuery, tag="articles")
 async def list_articles_admin(request: web.Request, *, query: AdminArticleQuery) -> web.Response:
     """List articles in every status, newest change first."""
-    docs, total = await storage.list_page(
+    docs, total = await service.list_page(
         request.app[DB], status=query.status, skip=query.skip, limit=query.page_size
     )
     return json_response(query.page_of([service.editor_view(d) for d in docs], total))
@@ -110,7 +109,7 @@ async def list_articles(request: web.Request, *, query: ArticleQuery) -> web.Res
         sort=query.sort,
     )
     if query.q:
-        await storage.note_search(request.app[KV], terms(query.q))
+        await service.note_search(request.app[KV], query.q)
     return json_response(query.page_of([service.resident_view(d) for d in docs]))
 
 
@@ -120,14 +119,14 @@ async def get_article(request: web.Request) -> web.Response:
     doc = service.published_or_raise(request.app[ARTICLES], request.match_info["article_id"])
     principal = request[PRINCIPAL]
     reader = principal.user_id if principal is not None and principal.role == "resident" else None
-    await storage.count_view(request.app[KV], str(doc["_id"]), reader)
+    await service.count_view(request.app[KV], str(doc["_id"]), reader)
     return json_response(service.resident_view(doc, full=True))
 
 
 @endpoint(roles="public", query=SuggestQuery, tag="articles")
 async def suggest(request: web.Request, *, query: SuggestQuery) -> web.Response:
     """Search-box suggestions from popular searched terms and title words."""
-    popular = await storage.popular_search_terms(request.app[KV])
+    popular = await service.popular_search_terms(request.app[KV])
     items = service.suggestions(request.app[ARTICLES], popular, prefix=query.prefix)
     return json_response({"items": items, "total": len(items), "page": 1, "page_size": len(items)})
 

@@ -349,3 +349,24 @@ async def seed_demo(db: AsyncDatabase) -> int:
 async def read_by(kv: Kv, user_id: str) -> set[str]:
     """Ids of the articles this resident has read."""
     return await storage.read_by(kv, user_id)
+
+
+async def list_page(
+    db: AsyncDatabase, *, status: str | None, skip: int, limit: int
+) -> tuple[list[Document], int]:
+    """Articles in every status (editors), newest change first."""
+    return await storage.list_page(db, status=status, skip=skip, limit=limit)
+
+
+async def note_search(kv: Kv, query: str) -> None:
+    """Remember a resident's search terms (they feed the suggestions)."""
+    await storage.note_search(kv, terms(query))
+
+
+async def count_view(kv: Kv, article_id: str, reader: str | None) -> None:
+    """Count a view (and, for a signed-in resident, remember it was read)."""
+    await storage.count_view(kv, article_id, reader)
+
+
+async def popular_search_terms(kv: Kv) -> list[str]:
+    return await storage.popular_search_terms(kv)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.county import service as census
-from server.county import storage
+from server.county import service as county
 from server.county.models import CensusPut, TargetPut
 from server.kernel.http import caller_id, endpoint, json_response
 from server.kernel.keys import DB
@@ -28,7 +27,7 @@ class TownshipPage(Page[TownshipRead]):
 @endpoint(roles="public", query=PageQuery, response=TownshipPage, tag="county")
 async def list_townships(request: web.Request, *, query: PageQuery) -> web.Response:
     """List the county's townships and subdistricts."""
-    items, total = await storage.list_townships(
+    items, total = await county.list_townships(
         request.app[DB], skip=query.skip, limit=query.page_size
     )
     return json_response(
@@ -39,21 +38,20 @@ async def list_townships(request: web.Request, *, query: PageQuery) -> web.Respo
 @endpoint(roles=ADMIN, body=CensusPut, tag="association")
 async def put_census(request: web.Request, *, body: CensusPut) -> web.Response:
     """Replace the census margins (township × age band × gender, optionally × education)."""
-    stored = await census.replace_census(request.app[DB], body.rows, actor=caller_id(request))
+    stored = await county.replace_census(request.app[DB], body.rows, actor=caller_id(request))
     return json_response(stored)
 
 
 @endpoint(roles=ANALYST, tag="association")
 async def get_census(request: web.Request) -> web.Response:
     """Summarise the census margins currently loaded."""
-
-    return json_response(census.summary(await storage.get_census(request.app[DB])))
+    return json_response(county.summary(await county.census(request.app[DB])))
 
 
 @endpoint(roles=ADMIN, body=TargetPut, tag="association")
 async def put_target(request: web.Request, *, body: TargetPut) -> web.Response:
     """Set the plan's literate-share target for a year."""
-    result = await census.set_target(
+    result = await county.set_target(
         request.app[DB], year=body.year, share=body.literate_share, actor=caller_id(request)
     )
     return json_response(result)
@@ -62,7 +60,7 @@ async def put_target(request: web.Request, *, body: TargetPut) -> web.Response:
 @endpoint(roles=ANALYST, tag="association")
 async def get_targets(request: web.Request) -> web.Response:
     """List the targets by year."""
-    return json_response({"targets": await census.targets_list(request.app[DB])})
+    return json_response({"targets": await county.targets_list(request.app[DB])})
 
 
 def setup(app: web.Application, api: str) -> None:

@@ -135,3 +135,7 @@ async def stats_version(db: AsyncDatabase) -> Document:
 
 async def bump_stats_version(db: AsyncDatabase, *parts: str) -> None:
     await storage.bump_stats_version(db, *parts)
+
+
+async def list_townships(db: AsyncDatabase, *, skip: int, limit: int) -> tuple[list[Document], int]:
+    return await storage.list_townships(db, skip=skip, limit=limit)
