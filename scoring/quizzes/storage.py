@@ -14,7 +14,6 @@ from server.kernel.kv import Kv, text
 Document = dict[str, Any]
 
 
-
 # ------------------------------------------------------------------ attempts
 
 ATTEMPTS = "attempts"
