@@ -14,7 +14,6 @@ from content.cache import ArticleCache
 from content.models import ArticleContent
 from content.sanitize import reading_minutes, sanitize_markdown
 from server.editorial import service as editorial
-from server.editorial import workflow
 from server.editorial.errors import StaleVersion
 from server.kernel.clock import now
 from server.kernel.errors import NotFound
@@ -160,12 +159,16 @@ async def transition(
     """submit, publish or retire (see `question_bank.workflow`); published articles also
     keep the segmented snapshot the search index uses."""
     current = await get_or_raise(db, article_id=article_id)
-    workflow.check_transition(current, action=action, actor=actor, version=version, noun="文章")
-    fields = workflow.transition_fields(current, action=action, actor=actor, at=now())
-    if action == "publish":
-        fields["published_tokens"] = _tokens(current["content"])
-    doc = await editorial.change(
-        db, "article", current, statuses=workflow.ALLOWED_FROM[action], set_fields=fields
+    published = {"published_tokens": _tokens(current["content"])} if action == "publish" else None
+    doc = await editorial.transition(
+        db,
+        "article",
+        current,
+        action=action,
+        actor=actor,
+        version=version,
+        noun="文章",
+        extra_fields=published,
     )
     if doc is None:
         raise await _conflict(db, article_id)
@@ -177,20 +180,8 @@ async def delete(
     db: AsyncDatabase, kv: Kv, cache: ArticleCache, *, article_id: str, actor: str
 ) -> None:
     current = await get_or_raise(db, article_id=article_id)
-    workflow.check_deletable(current, noun="文章")
-    at = now()
-    doc = await editorial.change(
-        db,
-        "article",
-        current,
-        statuses=("draft",),
-        set_fields={"deleted_at": at, "deleted_by": actor, "changed_at": at},
-    )
-    if doc is None:
+    if await editorial.delete_draft(db, "article", current, actor=actor, noun="文章") is None:
         raise await _conflict(db, article_id)
-    await editorial.record(
-        db, "article", doc, action="delete", actor=actor, before=current["content"], deleted=True
-    )
     await cache.reload_after_write(db, kv)
 
 

@@ -1,9 +1,10 @@
 """Rules of the question bank: the editorial workflow (draft → in_review → published →
 retired, four-eyes publishing, optimistic concurrency, versions, audit) and reads.
 
-Without multi-document transactions (FerretDB has none), each change is one atomic
-compare-and-set on the question document; the version snapshot and audit record follow it
-and are idempotent, so a retry after a crash completes them."""
+Without multi-document transactions (the code runs on servers without them), each change is
+one atomic compare-and-set on the question document through the shared editorial service;
+the version snapshots and audit record are idempotent, so a retry after a crash completes
+them."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from question_bank.duplicates import content_hash
 from question_bank.errors import DuplicateQuestion, QuestionNotFound
 from question_bank.models import QuestionContent
 from server.editorial import service as editorial
-from server.editorial import workflow
 from server.editorial.errors import StaleVersion
 from server.kernel.clock import now
 from server.kernel.kv import Kv
@@ -163,13 +163,8 @@ async def transition(
 ) -> Document:
     """submit, publish or retire (see `workflow`); four-eyes applies to publishing."""
     current = await get_or_raise(db, question_id=question_id)
-    workflow.check_transition(current, action=action, actor=actor, version=version, noun="题目")
-    doc = await editorial.change(
-        db,
-        "question",
-        current,
-        statuses=workflow.ALLOWED_FROM[action],
-        set_fields=workflow.transition_fields(current, action=action, actor=actor, at=now()),
+    doc = await editorial.transition(
+        db, "question", current, action=action, actor=actor, version=version, noun="题目"
     )
     if doc is None:
         raise await _stale_or_missing(db, question_id)
@@ -182,21 +177,11 @@ async def delete(
 ) -> None:
     """Delete a never-published draft; the document stays as a tombstone."""
     current = await get_or_raise(db, question_id=question_id)
-    workflow.check_deletable(current, noun="题目")
-    at = now()
-    doc = await editorial.change(
-        db,
-        "question",
-        current,
-        statuses=("draft",),
-        set_fields={"deleted_at": at, "deleted_by": actor, "changed_at": at},
-        unset_fields=("dedupe_key",),
+    doc = await editorial.delete_draft(
+        db, "question", current, actor=actor, noun="题目", unset_fields=("dedupe_key",)
     )
     if doc is None:
         raise await _stale_or_missing(db, question_id)
-    await editorial.record(
-        db, "question", doc, action="delete", actor=actor, before=current["content"], deleted=True
-    )
     bank.apply(doc)
     await storage.announce_change(kv, doc)
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.editorial import storage
+from server.editorial import storage, workflow
 from server.editorial.storage import Kind
+from server.kernel.clock import now
 
 Document = dict[str, Any]
 
@@ -41,6 +42,58 @@ async def change(
         unset_fields=unset_fields,
         bump=new_version,
     )
+
+
+async def transition(
+    db: AsyncDatabase,
+    kind: Kind,
+    current: Document,
+    *,
+    action: str,
+    actor: str,
+    version: int | None,
+    noun: str,
+    extra_fields: Document | None = None,
+) -> Document | None:
+    """Submit, publish or retire (see `workflow`; four-eyes applies to publishing). None if
+    someone changed the entity meanwhile."""
+    workflow.check_transition(current, action=action, actor=actor, version=version, noun=noun)
+    fields = workflow.transition_fields(current, action=action, actor=actor, at=now())
+    return await change(
+        db,
+        kind,
+        current,
+        statuses=workflow.ALLOWED_FROM[action],
+        set_fields={**fields, **(extra_fields or {})},
+    )
+
+
+async def delete_draft(
+    db: AsyncDatabase,
+    kind: Kind,
+    current: Document,
+    *,
+    actor: str,
+    noun: str,
+    unset_fields: tuple[str, ...] = (),
+) -> Document | None:
+    """Delete a never-published draft (the document stays as a tombstone) and audit it. None
+    if someone changed it meanwhile."""
+    workflow.check_deletable(current, noun=noun)
+    at = now()
+    doc = await change(
+        db,
+        kind,
+        current,
+        statuses=("draft",),
+        set_fields={"deleted_at": at, "deleted_by": actor, "changed_at": at},
+        unset_fields=unset_fields,
+    )
+    if doc is not None:
+        await record(
+            db, kind, doc, action="delete", actor=actor, before=current["content"], deleted=True
+        )
+    return doc
 
 
 async def record(
