@@ -16,7 +16,7 @@ from typing import Any
 from question_bank.assembly import assemble_assessment, expected_facility
 from question_bank.cache import PublishedQuestion
 from scoring.assessment import scoring as assessment
-from scoring.quizzes.assessment_mode import hundredths
+from scoring.assessment.scoring import hundredths
 from server.county.periods import COUNTY_TZ, period_keys
 
 Document = dict[str, Any]

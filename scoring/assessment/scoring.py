@@ -18,7 +18,6 @@ DIMENSIONS = tuple(DIMENSION_WEIGHTS)
 TIER_CUTOFFS = (("advanced", 85), ("literate", 70), ("basic", 55))
 TIERS = ("advanced", "literate", "basic", "low")
 LITERATE_CUTOFF = 70
-HEADLINE_AGE_BANDS = ("18-29", "30-39", "40-49", "50-59", "60-69")
 
 
 @dataclass(frozen=True)
@@ -62,3 +61,7 @@ def score(marks: Iterable[tuple[str, float]]) -> AssessmentScore:
 def display(value: Fraction) -> float:
     """Round down to 2 decimals, so a shown score never reaches a cut-off it missed."""
     return math.floor(value * 100) / 100
+
+
+def hundredths(value: Fraction | float) -> int:
+    return int(value * 100)  # floor, as displayed; exact integers keep cell sums exact

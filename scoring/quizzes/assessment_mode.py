@@ -11,6 +11,7 @@ from typing import Any
 from question_bank import assembly
 from question_bank.cache import PublishedQuestion
 from scoring.assessment import scoring as assessment
+from scoring.assessment.scoring import hundredths
 from scoring.quizzes import storage, tickets
 from scoring.quizzes.flow import SUBMIT_GRACE_SECONDS, QuizContext, QuizNotFound, quiz_view
 from server.county.periods import period_keys
@@ -119,7 +120,3 @@ async def scored(
         "month": periods["month"],
         "counts_in": [periods["month"], year] if first else [periods["month"]],
     }
-
-
-def hundredths(value: Any) -> int:
-    return int(value * 100)  # floor, as displayed; exact integers keep cell sums exact

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from scoring.assessment.scoring import DIMENSION_WEIGHTS, DIMENSIONS, HEADLINE_AGE_BANDS, TIERS
+from scoring.assessment.scoring import DIMENSION_WEIGHTS, DIMENSIONS, TIERS
 from scoring.statistics import estimation as est
 from scoring.statistics.estimation_mrp import MrpFit, fit_mrp
+from server.county.vocab import HEADLINE_AGE_BANDS
 
 Document = dict[str, Any]
 FloatArray = est.FloatArray

@@ -18,11 +18,11 @@ import numpy as np
 from pymongo.asynchronous.database import AsyncDatabase
 
 from scoring.assessment import service as assessment_service
-from scoring.assessment.scoring import HEADLINE_AGE_BANDS
 from scoring.statistics import estimation as est
 from scoring.statistics import report
 from server.county import service as county_service
 from server.county.periods import COUNTY_TZ
+from server.county.vocab import HEADLINE_AGE_BANDS
 from server.kernel.errors import NotFound
 
 log = logging.getLogger(__name__)

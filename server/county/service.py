@@ -9,9 +9,9 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from scoring.assessment.scoring import HEADLINE_AGE_BANDS
 from server.county import storage
 from server.county.models import CensusRow
+from server.county.vocab import HEADLINE_AGE_BANDS
 from server.kernel.errors import ValidationFailed
 
 Document = dict[str, Any]

@@ -55,6 +55,9 @@ AGE_BANDS = (
     (70, 200, "70+"),
 )
 
+# The national survey's headline share covers residents aged 18-69.
+HEADLINE_AGE_BANDS = ("18-29", "30-39", "40-49", "50-59", "60-69")
+
 
 def age_band(birth_year: int | None, year: int) -> str | None:
     if birth_year is None:
