@@ -33,6 +33,8 @@ lint: setup
 
 bench: setup
 	$(PY) -m scripts.bench
+	$(PY) -m scripts.bench_residents
+	$(PY) -m scripts.bench_residents --durable
 
 # Township estimates validated on a synthetic county with known truth: 20 seeded runs of
 # 200 townships in process, then the same full county pushed through the real HTTP API.

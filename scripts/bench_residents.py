@@ -23,6 +23,7 @@ import os
 import random
 import resource
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -54,7 +55,7 @@ APP_LOG = harness.SERVICES / "bench-residents-app.log"
 
 
 class SetupError(RuntimeError):
-    """Something before or after the load failed: no figures can be given."""
+    """Something the run depends on failed (servers, seeding, the app, the township list)."""
 
 
 # ---------------------------------------------------------------- measuring
@@ -81,8 +82,17 @@ class Step:
         self.latencies_ms.append(elapsed * 1000)
         self.statuses[status] += 1
         self.failures += 1
+        self.note(f"{status}: {detail[:400]}")
+
+    def malformed(self, detail: str) -> None:
+        """A 2xx response the next step can't use (counted as a failure, timed already)."""
+        self.statuses["malformed"] += 1
+        self.failures += 1
+        self.note(f"malformed: {detail[:400]}")
+
+    def note(self, error: str) -> None:
         if len(self.errors) < ERRORS_SHOWN:
-            self.errors.append(f"{status}: {detail[:400]}")
+            self.errors.append(error)
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -106,10 +116,9 @@ def tree_cpu_seconds(pid: int) -> float | None:
         except (OSError, IndexError, ValueError):
             continue
         parents.setdefault(ppid, []).append(int(entry.name))
-    total, pending = 0.0, [pid]
-    own = cpu_seconds(pid)
-    if own is None:
+    if cpu_seconds(pid) is None:
         return None
+    total, pending = 0.0, [pid]
     while pending:
         current = pending.pop()
         total += cpu_seconds(current) or 0.0
@@ -246,34 +255,55 @@ async def wait_ready(
     raise SetupError(f"GET /readyz was not 200 within 90 s:\n{log_tail()}")
 
 
-def log_problems() -> tuple[Counter[str], list[str]]:
-    """Error-level lines and 5xx access lines in the app's log (JSON lines, or anything)."""
-    counts: Counter[str] = Counter()
-    examples: list[str] = []
-    try:
-        lines = APP_LOG.read_text(errors="replace").splitlines()
-    except OSError:
-        return counts, examples
-    for line in lines:
-        kind = None
+def step_of(method: str, path: str) -> str | None:
+    if method == "POST" and path == "/api/v1/auth/wechat":
+        return "login"
+    if method == "PUT" and path == "/api/v1/me":
+        return "profile"
+    if method == "POST" and path == "/api/v1/quizzes":
+        return "start"
+    if method == "POST" and path.startswith("/api/v1/quizzes/") and path.endswith("/submit"):
+        return "submit"
+    return None
+
+
+@dataclass
+class AppLog:
+    """What the app's log says: error/warning lines, 5xx, and its own handling times."""
+
+    problems: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+    durations_ms: dict[str, list[float]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls) -> AppLog:
+        log = cls()
         try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if isinstance(record, dict):
-            status = record.get("status")
-            level = str(record.get("level", record.get("levelname", ""))).lower()
-            if isinstance(status, int) and status >= 500:
-                kind = f"access {status}"
-            elif level in ("error", "critical", "exception"):
-                kind = f"log {level}"
-        elif "Traceback" in line or " ERROR " in line:
-            kind = "unstructured error"
-        if kind:
-            counts[kind] += 1
-            if len(examples) < ERRORS_SHOWN:
-                examples.append(line[:500])
-    return counts, examples
+            lines = APP_LOG.read_text(errors="replace").splitlines()
+        except OSError:
+            return log
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            kind = None
+            if isinstance(record, dict):
+                status, level = record.get("status"), str(record.get("level", "")).lower()
+                step = step_of(str(record.get("method")), str(record.get("path")))
+                if step and isinstance(record.get("duration_ms"), int | float):
+                    log.durations_ms.setdefault(step, []).append(float(record["duration_ms"]))
+                if isinstance(status, int) and status >= 500:
+                    kind = f"access {status}"
+                elif level in ("warning", "error", "critical"):
+                    kind = f"{level} ({record.get('logger')})"
+            elif "Traceback" in line:
+                kind = "traceback"
+            if kind:
+                log.problems[kind] += 1
+                if len(log.examples) < ERRORS_SHOWN:
+                    log.examples.append(line[:500])
+        return log
 
 
 # ---------------------------------------------------------------- residents
@@ -393,11 +423,16 @@ class Load:
         )
         if quiz is None:
             return outcome
+        try:
+            answers = answers_for(quiz["questions"], rng)
+        except (KeyError, TypeError, ValueError) as error:
+            self.steps["start"].malformed(f"questions unusable ({error!r}): {quiz}")
+            return outcome
         result = await self.call(
             "submit",
             "POST",
             f"/api/v1/quizzes/{quiz['quiz_id']}/submit",
-            {"answers": answers_for(quiz["questions"], rng)},
+            {"answers": answers},
             token=token,
             required=("total", "tier"),
         )
@@ -672,14 +707,20 @@ async def run(
             print(
                 f"  {'bench (load + fake WeChat)':<32} {own_used:7.1f} s CPU   {per:6.2f} ms per resident"
             )
-            counts, examples = log_problems()
-            if counts:
-                print(f"app log: {dict(counts)}")
-                for example in examples:
+            app_log = AppLog.read()
+            print("handling time in the app (its access log):")
+            for name in STEPS:
+                samples = app_log.durations_ms.get(name, [])
+                print(
+                    f"  {name:<8} {len(samples):>6} logged  p50 {percentile(samples, 0.5):7.1f} ms"
+                    f"  p99 {percentile(samples, 0.99):7.1f} ms"
+                )
+            if app_log.problems:
+                print(f"app log: {dict(app_log.problems)}")
+                for example in app_log.examples:
                     print(f"         ! {example}")
             else:
-                print("app log: no error-level or 5xx lines")
-
+                print("app log: no warning, error or 5xx lines")
             reasons = []
             if wall >= LIMIT_SECONDS:
                 reasons.append(f"took {wall:.1f} s")
@@ -734,6 +775,8 @@ def main() -> int:
     if args.residents < 1 or args.clients < 1:
         parser.error("--residents and --clients must be positive")
     harness.stop_on_sigterm()
+    # Ctrl-C must unwind too, even when started as a background job (which ignores SIGINT).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         services = harness.start("bench-residents", durable=args.durable)
     except harness.HarnessError as error:
