@@ -8,6 +8,8 @@ residents who chose it and the Σy of those residents."""
 from __future__ import annotations
 
 import math
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,41 @@ def increments(response: Response) -> dict[str, float]:
         inc[f"options.{key}.n"] = 1
         inc[f"options.{key}.sy"] = y
     return inc
+
+
+def pending_entry(attempt: Mapping[str, Any]) -> dict[str, Any]:
+    """The item-statistics outbox entry of a scored attempt: one response per item, keyed by
+    the attempt's id (so the entry and the attempt are one fact, written once)."""
+    items = attempt["items"]
+    total = sum(item["mark"] for item in items)
+    return {
+        "_id": attempt["_id"],
+        "at": attempt["submitted_at"],
+        "responses": [
+            {
+                "question_id": item["question_id"],
+                "version": item["version"],
+                "mark": item["mark"],
+                "rest": total - item["mark"],
+                "chosen": list(item["chosen"]),
+            }
+            for item in items
+        ],
+    }
+
+
+def entry_increments(entry: Mapping[str, Any]) -> dict[tuple[str, int], dict[str, float]]:
+    """An outbox entry's increments per (question, version), merged: the fold applies each
+    item of an entry in one guarded update, so an item listed twice must be summed first."""
+    merged: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
+    for raw in entry["responses"]:
+        response = Response(
+            raw["question_id"], raw["version"], raw["mark"], raw["rest"], tuple(raw["chosen"])
+        )
+        sums = merged[(response.question_id, response.version)]
+        for name, value in increments(response).items():
+            sums[name] = sums.get(name, 0) + value  # counts stay integers
+    return dict(merged)
 
 
 def chance_level(question_type: str, option_count: int) -> float:

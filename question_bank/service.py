@@ -18,6 +18,7 @@ from question_bank import storage
 from question_bank.cache import BankCache, duplicate_tokens
 from question_bank.duplicates import content_hash
 from question_bank.errors import DuplicateQuestion, QuestionNotFound
+from question_bank.item_stats import pending_entry
 from question_bank.models import QuestionContent
 from server.editorial import service as editorial
 from server.editorial.errors import StaleVersion
@@ -352,13 +353,10 @@ async def item_statistics(db: AsyncDatabase, *, question_id: str) -> Document:
     }
 
 
-async def record_responses(db: AsyncDatabase, responses: list[Any]) -> None:
-    """Fold scored answers into the item statistics (called by scoring for every quiz)."""
-    from question_bank import item_stats as stats
-
-    await storage.add_item_responses(
-        db, [(r.question_id, r.version, stats.increments(r)) for r in responses]
-    )
+async def record_pending_responses(db: AsyncDatabase, attempts: list[Document]) -> None:
+    """Queue scored attempts' answers for the item statistics (scoring calls this before it
+    stores the attempts); `item_stats_fold` adds each once its attempt is stored."""
+    await storage.add_pending(db, [pending_entry(attempt) for attempt in attempts])
 
 
 # ------------------------------------------------------------------ demo bank

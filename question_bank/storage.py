@@ -12,7 +12,7 @@ from typing import Any
 import bson
 from bson import ObjectId
 from bson.codec_options import CodecOptions
-from pymongo import DESCENDING, UpdateOne
+from pymongo import DESCENDING, UpdateOne, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -78,7 +78,6 @@ async def get(db: AsyncDatabase, question_id: str) -> Document | None:
     oid = object_id(question_id)
     if oid is None:
         return None
-    # `_id` alone, so FerretDB uses its primary key (it scans for any other filter shape).
     doc = await questions(db).find_one({"_id": oid})
     return doc if doc is not None and not doc.get("deleted_at") else None
 
@@ -163,25 +162,126 @@ def _raw(value: bytes | str) -> bytes:
 # ----------------------------------------------------------------- item statistics
 
 
-async def add_item_responses(
-    db: AsyncDatabase, increments: list[tuple[str, int, Document]]
-) -> None:
-    """Apply per-(question, version) increments of the sufficient sums in one batch."""
+STATS = "item_stats"
+PENDING = "item_stats_pending"
+# The outbox is written before the attempt and must be as durable as the attempt is.
+_DURABLE = WriteConcern(w="majority", j=True)
+
+
+def item_id(question_id: str, version: int) -> str:
+    return f"{question_id}:{version}"
+
+
+async def add_pending(db: AsyncDatabase, entries: list[Document]) -> None:
+    """Write outbox entries (one per attempt, `_id` = the attempt's id), marked pending.
+
+    A retried submit writes its attempt's entry again: that only moves `at` forward (so a
+    pending entry is not dropped as an orphan while its retry is on the way) and never makes
+    an entry already folded pending again. Racing writers of one entry: one inserts, the
+    other's duplicate-key error is the same outcome."""
     ops = [
         UpdateOne(
-            {"_id": f"{qid}:{version}"},
-            {"$inc": inc, "$setOnInsert": {"question_id": qid, "version": version}},
+            {"_id": entry["_id"]},
+            {
+                "$setOnInsert": {"pending": True, "responses": entry["responses"]},
+                "$max": {"at": entry["at"]},
+            },
             upsert=True,
         )
-        for qid, version, inc in increments
+        for entry in entries
     ]
+    collection = db.get_collection(PENDING, write_concern=_DURABLE)
     for start in range(0, len(ops), BULK_UPDATE_CHUNK):
-        await db["item_stats"].bulk_write(ops[start : start + BULK_UPDATE_CHUNK], ordered=False)
+        try:
+            await collection.bulk_write(ops[start : start + BULK_UPDATE_CHUNK], ordered=False)
+        except BulkWriteError as error:
+            if not store.only_duplicates(error):
+                raise
+
+
+async def pending_entries(db: AsyncDatabase, *, limit: int) -> list[Document]:
+    """The oldest outbox entries not folded yet."""
+    cursor = store.find(db[PENDING], {"pending": True}).sort("at", 1).limit(limit)
+    return await cursor.to_list()
+
+
+async def stored_attempts(db: AsyncDatabase, attempt_ids: list[str]) -> set[str]:
+    """Which of these attempts are stored. The outbox is checked against the attempts its
+    entries belong to (the scoring domain's collection, read by primary key only): an entry
+    counts only once its attempt is stored, since it is written before the attempt."""
+    cursor = store.find(db["attempts"], {"_id": {"$in": attempt_ids}}, {"_id": 1})
+    return {doc["_id"] async for doc in cursor}
+
+
+async def apply_increments(
+    db: AsyncDatabase, updates: list[tuple[str, str, int, Document]], *, keep: int
+) -> None:
+    """Add (entry id, question id, version, increments) to the item statistics, each entry
+    at most once per item: the `$inc` applies only if the entry's id is not among the item's
+    `keep` most recent ones, and records it there in the same single-document update."""
+    items = {(qid, version) for _, qid, version, _ in updates}
+    await _bulk_ignoring_duplicates(
+        db,
+        [
+            UpdateOne(
+                {"_id": item_id(qid, version)},
+                {"$setOnInsert": {"question_id": qid, "version": version, "recent": []}},
+                upsert=True,
+            )
+            for qid, version in sorted(items)
+        ],
+    )
+    # Every item document exists now (created above, or by a racing folder), so no guarded
+    # update below can miss its document.
+    await _bulk_ignoring_duplicates(
+        db,
+        [
+            UpdateOne(
+                {"_id": item_id(qid, version), "recent": {"$ne": entry_id}},
+                {"$inc": inc, "$push": {"recent": {"$each": [entry_id], "$slice": -keep}}},
+            )
+            for entry_id, qid, version, inc in updates
+        ],
+    )
+
+
+async def _bulk_ignoring_duplicates(db: AsyncDatabase, ops: list[UpdateOne]) -> None:
+    for start in range(0, len(ops), BULK_UPDATE_CHUNK):
+        try:
+            await db[STATS].bulk_write(ops[start : start + BULK_UPDATE_CHUNK], ordered=False)
+        except BulkWriteError as error:  # a racing folder created the same item document
+            if not store.only_duplicates(error):
+                raise
+
+
+async def mark_folded(db: AsyncDatabase, entry_ids: list[str]) -> None:
+    """Keep folded entries (without their responses) rather than delete them, so that a
+    retried submit of the same attempt finds its entry and cannot make it pending again."""
+    if entry_ids:
+        await db[PENDING].update_many(
+            {"_id": {"$in": entry_ids}}, {"$unset": {"pending": "", "responses": ""}}
+        )
+
+
+async def drop_pending(db: AsyncDatabase, entry_ids: list[str], *, written_before: datetime) -> int:
+    """Delete pending entries not written again since `written_before` (a retry writing its
+    entry again in the meantime keeps it)."""
+    if not entry_ids:
+        return 0
+    result = await db[PENDING].delete_many(
+        {"_id": {"$in": entry_ids}, "pending": True, "at": {"$lt": written_before}}
+    )
+    return result.deleted_count
+
+
+async def prune_folded(db: AsyncDatabase, *, written_before: datetime) -> int:
+    result = await db[PENDING].delete_many({"pending": None, "at": {"$lt": written_before}})
+    return result.deleted_count
 
 
 async def facilities(db: AsyncDatabase, *, min_attempts: int) -> dict[str, float]:
     """Share correct per "id:version" for items with at least `min_attempts` answers."""
-    cursor = store.find(db["item_stats"], {}, {"n": 1, "sx": 1})
+    cursor = store.find(db[STATS], {}, {"n": 1, "sx": 1})
     return {
         str(doc["_id"]): doc["sx"] / doc["n"]
         async for doc in cursor
@@ -190,5 +290,6 @@ async def facilities(db: AsyncDatabase, *, min_attempts: int) -> dict[str, float
 
 
 async def item_stats(db: AsyncDatabase, question_id: str) -> list[Document]:
-    cursor = store.find(db["item_stats"], {"question_id": question_id}, {"_id": 0})
+    # `recent` is the fold's bookkeeping (up to a thousand attempt ids), not a statistic.
+    cursor = store.find(db[STATS], {"question_id": question_id}, {"_id": 0, "recent": 0})
     return await cursor.sort("version", 1).to_list()

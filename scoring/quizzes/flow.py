@@ -13,7 +13,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from content.cache import ArticleCache
 from question_bank.cache import BankCache
-from question_bank.item_stats_buffer import ItemStatsBuffer
 from scoring.quizzes import tickets
 from scoring.quizzes.writer import AttemptWriter
 from server.kernel.errors import Conflict, NotFound
@@ -54,7 +53,6 @@ class QuizContext:
     key: bytes
     contest_window: str
     partial_credit: str
-    item_stats: ItemStatsBuffer
     articles: ArticleCache
 
 

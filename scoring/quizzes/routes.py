@@ -6,7 +6,7 @@ from aiohttp import web
 
 from content import service as content_service
 from content.keys import ARTICLES
-from question_bank.keys import BANK, ITEM_STATS
+from question_bank.keys import BANK
 from scoring.quizzes import flow, service
 from scoring.quizzes.keys import ATTEMPT_WRITER
 from scoring.quizzes.models import (
@@ -37,7 +37,6 @@ def quiz_context(app: web.Application) -> flow.QuizContext:
         key=quiz_signing_key(settings),
         contest_window=settings.contest_window,
         partial_credit=settings.multiple_choice_partial_credit,
-        item_stats=app[ITEM_STATS],
         articles=app[ARTICLES],
     )
 

@@ -19,7 +19,6 @@ from content import service as content_service
 from question_bank import assembly
 from question_bank import service as question_service
 from question_bank.cache import PublishedQuestion
-from question_bank.item_stats import Response
 from scoring.assessment import service as assessment_service
 from scoring.quizzes import assessment_mode as assessments
 from scoring.quizzes import storage, tickets
@@ -467,12 +466,6 @@ async def _after_stored(
     """Effects of a stored attempt. Each is best-effort: the attempt is what counts, and the
     leaderboards can be rebuilt from attempts."""
     user_id, items = doc["user_id"], doc["items"]
-    total = sum(item["mark"] for item in items)
-    responses = [
-        Response(i["question_id"], i["version"], i["mark"], total - i["mark"], tuple(i["chosen"]))
-        for i in items
-    ]
-    ctx.item_stats.add(responses)
     wrong = sorted({questions[i["question_id"]].topic for i in items if i["mark"] < 1})
     done = []
     if doc["mode"] == "daily":

@@ -3,7 +3,12 @@ insert_many (journaled, majority-acknowledged) instead of one round-trip each. A
 returns only after its own document is durably stored.
 
 Batches form naturally: while one batch is being written, new submissions queue up and go
-in the next; under light load a batch is a single document, with no added delay."""
+in the next; under light load a batch is a single document, with no added delay.
+
+Each batch first queues its answers for the item statistics (the question bank's outbox),
+durably, and only then stores the attempts: a stored attempt always has its answers queued,
+so the statistics count it even if this process dies right after. If queueing fails, the
+batch fails and no submit in it is acknowledged."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from question_bank import service as question_service
 from scoring.quizzes import storage
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,7 @@ class AttemptWriter:
     async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
         docs = _unique_ids(batch)
         try:
+            await question_service.record_pending_responses(self.db, docs)
             duplicates = set(await storage.insert_attempts(self.db, docs))
         except Exception as error:
             for _, future in batch:

@@ -72,6 +72,12 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
         ),
     ],
+    # The item-statistics outbox, _id = the attempt's id. The fold reads pending entries
+    # oldest first; the prune deletes folded ones (pending missing) by age. Not sparse: it
+    # must hold the folded entries too.
+    "item_stats_pending": [
+        IndexModel([("pending", ASCENDING), ("at", ASCENDING)], name="pending_at"),
+    ],
 }
 
 Migration = Callable[[AsyncDatabase], Awaitable[None]]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
 import numpy as np
 
-from question_bank import service
+from question_bank import item_stats_fold
 from question_bank.item_stats import Response, increments, summarise
+from scoring.quizzes.keys import ATTEMPT_WRITER
+from server.kernel.clock import now
 from server.kernel.keys import DB
 from tests.factories import auth, publish_question
 
@@ -95,13 +98,32 @@ def test_flags_need_thirty_attempts_and_catch_bad_items() -> None:
     )
 
 
+def attempt_with(response: Response, n: int) -> dict[str, Any]:
+    """A stored attempt in which `response` is the answer to one item and five other items
+    make up its rest score."""
+    others = [
+        {"question_id": f"other{k}", "version": 1, "chosen": [], "mark": float(k < response.rest)}
+        for k in range(5)
+    ]
+    item = {
+        "question_id": response.question_id,
+        "version": response.version,
+        "chosen": list(response.chosen),
+        "mark": response.mark,
+    }
+    return {"_id": f"attempt-{n}", "submitted_at": now(), "items": [item, *others]}
+
+
 async def test_stats_endpoint_reads_incremental_sums(client: Any, staff: Any) -> None:
     question = await publish_question(client, staff.editor, staff.editor2)
     responses = [
         Response(question["id"], 1, r.mark, r.rest, r.chosen) for r in simulated(120, seed=11)
     ]
-    for start in range(0, len(responses), 5):  # as quizzes arrive, five answers at a time
-        await service.record_responses(client.app[DB], responses[start : start + 5])
+    writer = client.app[ATTEMPT_WRITER]
+    for start in range(0, len(responses), 5):  # as quizzes arrive, five at a time
+        chunk = enumerate(responses[start : start + 5], start)
+        assert all(await asyncio.gather(*(writer.insert(attempt_with(r, n)) for n, r in chunk)))
+    await item_stats_fold.fold_once(client.app[DB])
     body = await (
         await client.get(
             f"/api/v1/admin/questions/{question['id']}/stats", headers=auth(staff.analyst)
