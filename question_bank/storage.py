@@ -24,9 +24,6 @@ Document = dict[str, Any]
 
 CHANGES_KEY = "bank:feed"
 FEED_LENGTH = 20_000
-# FerretDB 1.24 hangs on a bulk write of 100 or more updates to existing documents (seen
-# here: every such batch timed out); smaller batches behave on both backends.
-BULK_UPDATE_CHUNK = 50
 _CODEC: CodecOptions[Document] = CodecOptions(tz_aware=True)
 
 
@@ -191,12 +188,13 @@ async def add_pending(db: AsyncDatabase, entries: list[Document]) -> None:
         for entry in entries
     ]
     collection = db.get_collection(PENDING, write_concern=_DURABLE)
-    for start in range(0, len(ops), BULK_UPDATE_CHUNK):
-        try:
-            await collection.bulk_write(ops[start : start + BULK_UPDATE_CHUNK], ordered=False)
-        except BulkWriteError as error:
-            if not store.only_duplicates(error):
-                raise
+    if not ops:
+        return
+    try:
+        await collection.bulk_write(ops, ordered=False)
+    except BulkWriteError as error:
+        if not store.only_duplicates(error):
+            raise
 
 
 async def pending_entries(db: AsyncDatabase, *, limit: int) -> list[Document]:
@@ -246,12 +244,13 @@ async def apply_increments(
 
 
 async def _bulk_ignoring_duplicates(db: AsyncDatabase, ops: list[UpdateOne]) -> None:
-    for start in range(0, len(ops), BULK_UPDATE_CHUNK):
-        try:
-            await db[STATS].bulk_write(ops[start : start + BULK_UPDATE_CHUNK], ordered=False)
-        except BulkWriteError as error:  # a racing folder created the same item document
-            if not store.only_duplicates(error):
-                raise
+    if not ops:
+        return
+    try:
+        await db[STATS].bulk_write(ops, ordered=False)
+    except BulkWriteError as error:  # a racing folder created the same item document
+        if not store.only_duplicates(error):
+            raise
 
 
 async def mark_folded(db: AsyncDatabase, entry_ids: list[str]) -> None:

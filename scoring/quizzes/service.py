@@ -1,5 +1,6 @@
 """Rules for residents' quizzes: issue a quiz (from the bank cache, as a signed ticket),
-score a submission, store it once, award points and feed item statistics and leaderboards."""
+score a submission, store it once (the writer also queues its answers for the item
+statistics), count assessments in the literacy cells, award points and feed leaderboards."""
 
 from __future__ import annotations
 

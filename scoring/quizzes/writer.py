@@ -25,7 +25,7 @@ from scoring.quizzes import storage
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 100  # one insert_many; FerretDB's own batch size is 100
+MAX_BATCH = 100  # attempts per insert_many: one commit for a burst, bounded reply size
 
 
 @dataclass

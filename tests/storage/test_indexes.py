@@ -102,6 +102,8 @@ HOT_QUERIES = [
     HotQuery("literacy_cells", {"period": {"$in": ["2025", "2025-03"]}}, "period"),
     HotQuery("question_versions", {"question_id": "q1", "version": 3}, "question_version"),
     HotQuery("item_stats", {"question_id": "q1", "version": 3}, "question_version"),
+    HotQuery("attempts", {"cells_pending": True}, "cells_pending"),
+    HotQuery("item_stats_pending", {"pending": True}, "pending_at", sort={"at": 1}),
 ]
 
 
@@ -131,6 +133,9 @@ def filler(collection: str, i: int) -> Document:
         "period": f"{collection}-{i}",
         "question_id": f"{collection}-{i}",
         "version": i,
+        "cells_pending": True,
+        "pending": True,
+        "at": i,
     }
 
 
