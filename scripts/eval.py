@@ -56,6 +56,8 @@ from server.kernel.keys import DB
 from server.kernel.settings import Settings
 
 API = "/api/v1"
+# Sign-in, profile, start and submit: the HTTP requests of one respondent.
+REQUESTS_PER_RESPONDENT = 4
 # Respondents in flight (the acceptance load of the storage issue: 16 concurrent clients).
 CONCURRENCY = 16
 # A birth year `year - age` puts a resident in the middle of each headline age band.
@@ -586,7 +588,8 @@ def format_run(run: Run) -> str:
     )
     lines.append(
         f"wall time {total:.1f} s (setup {run.seconds['setup']:.1f} s, respondents "
-        f"{run.seconds['respondents']:.1f} s = {rate:.0f}/s, statistics "
+        f"{run.seconds['respondents']:.1f} s = {rate:.0f}/s, "
+        f"{REQUESTS_PER_RESPONDENT * rate:.0f} requests/s, statistics "
         f"{run.seconds['statistics']:.1f} s)"
     )
     return "\n".join(lines)

@@ -50,7 +50,7 @@ class QuizContext:
     kv: Kv
     bank: BankCache
     writer: AttemptWriter
-    key: bytes
+    signing_key: bytes  # HMAC key of quiz tickets
     contest_window: str
     partial_credit: str
     articles: ArticleCache

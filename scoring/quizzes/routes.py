@@ -34,7 +34,7 @@ def quiz_context(app: web.Application) -> flow.QuizContext:
         kv=app[KV],
         bank=app[BANK],
         writer=app[ATTEMPT_WRITER],
-        key=quiz_signing_key(settings),
+        signing_key=quiz_signing_key(settings),
         contest_window=settings.contest_window,
         partial_credit=settings.multiple_choice_partial_credit,
         articles=app[ARTICLES],

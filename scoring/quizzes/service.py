@@ -88,7 +88,7 @@ async def _daily(
         raise AlreadyDone("今天的每日答题已完成，明天再来吧")
     if issued:
         try:
-            ticket = tickets.decode(issued, ctx.key)
+            ticket = tickets.decode(issued, ctx.signing_key)
             if ticket.deadline + SUBMIT_GRACE_SECONDS > now.timestamp():
                 return quiz_view(ctx.bank, ticket, issued)
         except tickets.InvalidTicket:
@@ -104,7 +104,7 @@ async def _daily(
             quiz["quiz_id"],
         )
         if kept != quiz["quiz_id"]:
-            return quiz_view(ctx.bank, tickets.decode(kept, ctx.key), kept)
+            return quiz_view(ctx.bank, tickets.decode(kept, ctx.signing_key), kept)
     return quiz
 
 
@@ -146,7 +146,7 @@ async def _issue(
             tickets.QuizRef(s.question.id, s.question.version, s.order) for s in served
         ),
     )
-    quiz_id = tickets.encode(ticket, ctx.key)
+    quiz_id = tickets.encode(ticket, ctx.signing_key)
     return quiz_view(ctx.bank, ticket, quiz_id)
 
 
@@ -170,7 +170,7 @@ async def submit_quiz(
 ) -> Document:
     user_id = str(user["_id"])
     try:
-        ticket = tickets.decode(quiz_id, ctx.key)
+        ticket = tickets.decode(quiz_id, ctx.signing_key)
     except tickets.InvalidTicket:
         raise QuizNotFound() from None
     if ticket.user_id != user_id:
@@ -504,7 +504,7 @@ async def _award(ctx: QuizContext, doc: Document) -> None:
     for (period, code), board, exists in zip(targets, boards, built, strict=True):
         if not exists:
             await rebuild_board(
-                ctx, board, period=period, key=doc["periods"][period], township=code
+                ctx, board, period=period, period_key=doc["periods"][period], township=code
             )
     ready = [board for board, exists in zip(boards, built, strict=True) if exists]
     if doc["points"] and ready:
@@ -512,9 +512,11 @@ async def _award(ctx: QuizContext, doc: Document) -> None:
 
 
 async def rebuild_board(
-    ctx: QuizContext, board: str, *, period: str, key: str, township: str | None
+    ctx: QuizContext, board: str, *, period: str, period_key: str, township: str | None
 ) -> None:
-    rows = await storage.points_by_user(ctx.db, period=period, key=key, township=township)
+    rows = await storage.points_by_user(
+        ctx.db, period=period, period_key=period_key, township=township
+    )
     await storage.replace_board(ctx.kv, board, {r["_id"]: r["points"] for r in rows if r["points"]})
 
 
@@ -546,7 +548,7 @@ async def leaderboard(
             ctx,
             board,
             period=period,
-            key=now_keys[period],
+            period_key=now_keys[period],
             township=board_township,
         )
     rows, total = await storage.read_board(ctx.kv, board, start=skip, stop=skip + limit - 1)
@@ -578,7 +580,7 @@ async def township_ranking(
     key = period_keys(datetime.now(UTC))[period]
     counts = {
         row["_id"]: row["participants"]
-        for row in await storage.participants_by_township(ctx.db, period=period, key=key)
+        for row in await storage.participants_by_township(ctx.db, period=period, period_key=key)
     }
     rows = []
     for code, township in (await county_service.township_names(ctx.db)).items():

@@ -56,21 +56,23 @@ async def anonymise_attempts(db: AsyncDatabase, user_id: str) -> None:
 
 
 async def points_by_user(
-    db: AsyncDatabase, *, period: str, key: str, township: str | None
+    db: AsyncDatabase, *, period: str, period_key: str, township: str | None
 ) -> list[Document]:
     match: Document = {"user_id": {"$ne": None}}
     if period != "all":
-        match[f"periods.{period}"] = key
+        match[f"periods.{period}"] = period_key
     if township:
         match["profile.township_code"] = township
     pipeline = [{"$match": match}, {"$group": {"_id": "$user_id", "points": {"$sum": "$points"}}}]
     return await store.aggregate(db[ATTEMPTS], pipeline)
 
 
-async def participants_by_township(db: AsyncDatabase, *, period: str, key: str) -> list[Document]:
+async def participants_by_township(
+    db: AsyncDatabase, *, period: str, period_key: str
+) -> list[Document]:
     match: Document = {"user_id": {"$ne": None}}
     if period != "all":
-        match[f"periods.{period}"] = key
+        match[f"periods.{period}"] = period_key
     pipeline = [
         {"$match": match},
         {"$group": {"_id": {"t": "$profile.township_code", "u": "$user_id"}}},
@@ -155,9 +157,9 @@ async def forget_user_state(kv: Kv, user_id: str) -> None:
 # ------------------------------------------------------------------ leaderboards
 
 
-def board_key(kv: Kv, township: str | None, period: str, key: str) -> str:
+def board_key(kv: Kv, township: str | None, period: str, period_key: str) -> str:
     """The county's board, or a township's when `township` is given."""
-    return kv.key("lb", f"t:{township}" if township else "county", period, key)
+    return kv.key("lb", f"t:{township}" if township else "county", period, period_key)
 
 
 async def boards_built(kv: Kv, boards: list[str]) -> list[bool]:
