@@ -65,3 +65,10 @@ def test_cli_exits_with_clear_message_on_bad_settings() -> None:
     assert result.returncode == 2
     assert "PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_settings_fall_back_to_the_env_file_that_make_run_writes() -> None:
+    """`make run` records its servers in `.env` at the repo root, and a command run beside it
+    (create-user) must find them there, wherever the settings module lives."""
+    assert (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "Makefile").is_file()
+    assert Settings.model_config["env_file"] == REPO_ROOT / ".env"
