@@ -618,7 +618,8 @@ def format_pooled(runs: Sequence[Run]) -> str:
 async def main_async(args: argparse.Namespace) -> int:
     harness.stop_on_sigterm()
     runs: list[Run] = []
-    with harness.running("eval") as services:
+    # The H2 file store: a county's worth of attempts outgrows the memory store's heap.
+    with harness.running("eval", durable=True) as services:
         for seed in range(args.seed, args.seed + args.runs):
             run = await run_once(services, seed, args.townships, args.scale, args.concurrency)
             runs.append(run)

@@ -291,9 +291,10 @@ def start(label: str, *, root: Path | None = None, durable: bool = False) -> Ser
 
 
 @contextlib.contextmanager
-def running(label: str) -> Iterator[Services]:
-    """Both servers for the length of a block, stopped and their data removed after it."""
-    services = start(label)
+def running(label: str, *, durable: bool = False) -> Iterator[Services]:
+    """Both servers for the length of a block, stopped and their data removed after it; with
+    `durable`, MongoDB keeps its data in a file (a bounded heap however much is stored)."""
+    services = start(label, durable=durable)
     try:
         yield services
     finally:

@@ -8,10 +8,11 @@ and whether or not the sweep gets to it too."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from bson.int64 import Int64
-from pymongo import UpdateOne
+from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -39,8 +40,8 @@ async def apply_once(
         await db[CELLS].bulk_write([guarded])
 
 
-# What the estimates read: everything but the list of applied attempt ids.
-_SUMS_ONLY = {"applied": 0}
+# What the estimates read: the sums, not the applied attempt ids nor the rebuild's tag.
+_SUMS_ONLY = {"applied": 0, "rebuild": 0}
 
 
 async def read_cells(db: AsyncDatabase, periods: list[str]) -> list[Document]:
@@ -54,14 +55,14 @@ async def cell_periods(db: AsyncDatabase) -> list[Document]:
 
 
 async def replace_cells(db: AsyncDatabase, docs: list[Document]) -> None:
-    """Swap in rebuilt cells: written to a staging collection, then renamed over the live one
-    in one step, so readers see the old cells or the new, never a half-written set."""
-    staging = db[f"{CELLS}_rebuild"]
-    await staging.drop()
-    for start in range(0, len(docs), 1000):
-        await staging.insert_many(docs[start : start + 1000], ordered=False)
-    if not docs:
-        await db[CELLS].delete_many({})
-        return
-    await staging.rename(CELLS, dropTarget=True)
-    await db[CELLS].create_index("period", name="period")
+    """Put rebuilt cells in place of the live ones: each is replaced whole (tagged with this
+    rebuild's token), then every cell the rebuild did not produce is deleted. Readers may see
+    a mix for the moment it runs; the version token replaced after a rebuild makes every
+    estimate refit from the finished cells. (No staging collection renamed over the live
+    one: mongo-java-server's H2 store loses a renamed collection's documents at the next
+    restart - see tests/storage/test_durability.py.)"""
+    token = uuid.uuid4().hex
+    ops = [ReplaceOne({"_id": doc["_id"]}, {**doc, "rebuild": token}, upsert=True) for doc in docs]
+    if ops:
+        await db[CELLS].bulk_write(ops, ordered=False)
+    await db[CELLS].delete_many({"rebuild": {"$ne": token}})
