@@ -266,3 +266,38 @@ async def test_deleting_the_account_erases_personal_data_and_keeps_anonymous_ans
     assert (await resident_client.get("/api/v1/me", headers=auth(token))).status == 401
     again = await (await resident_client.post("/api/v1/auth/wechat", json={"code": "ok-o"})).json()
     assert again["is_new"] is True
+
+
+async def test_300_residents_submitting_at_once_are_all_stored_once(resident_client: Any) -> None:
+    """A contest burst: 300 residents submit practice quizzes at the same moment (each tap
+    sent twice, as a flaky network retries). Every submit gets its result, every attempt is
+    stored exactly once, and each resident's points reach the county board once."""
+    tokens = [await resident(resident_client, f"burst{i}") for i in range(300)]
+    quizzes = []
+    for token in tokens:
+        started = await resident_client.post(
+            "/api/v1/quizzes", json={"mode": "practice"}, headers=auth(token)
+        )
+        assert started.status == 201
+        quizzes.append(await started.json())
+
+    async def submit(token: str, quiz: dict[str, Any]) -> Any:
+        return await resident_client.post(
+            f"/api/v1/quizzes/{quiz['quiz_id']}/submit",
+            json={"answers": correct_answers(resident_client, quiz)},
+            headers=auth(token),
+        )
+
+    replies = await asyncio.gather(
+        *(submit(t, q) for t, q in zip(tokens, quizzes, strict=True) for _ in range(2))
+    )
+    assert sorted({reply.status for reply in replies}) == [200]
+    bodies = [await reply.json() for reply in replies]
+    assert all(a == b for a, b in zip(bodies[::2], bodies[1::2], strict=True)), "replays differ"
+    db = resident_client.app[DB]
+    assert await db["attempts"].count_documents({"mode": "practice"}) == 300
+    board = await resident_client.get(
+        "/api/v1/leaderboards?scope=county&period=all&page_size=100", headers=auth(tokens[0])
+    )
+    assert board.status == 200
+    assert (await board.json())["total"] == 300
