@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +61,13 @@ def pending_entry(attempt: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def entry_increments(entry: Mapping[str, Any]) -> dict[tuple[str, int], dict[str, float]]:
-    """An outbox entry's increments per (question, version), merged: the fold applies each
-    item of an entry in one guarded update, so an item listed twice must be summed first."""
+def batch_increments(
+    entries: Iterable[Mapping[str, Any]],
+) -> dict[tuple[str, int], dict[str, float]]:
+    """The increments of many outbox entries per (question, version), merged: the fold adds a
+    whole batch to each item in one guarded update."""
     merged: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
-    for raw in entry["responses"]:
+    for raw in (response for entry in entries for response in entry["responses"]):
         response = Response(
             raw["question_id"], raw["version"], raw["mark"], raw["rest"], tuple(raw["chosen"])
         )

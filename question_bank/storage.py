@@ -12,7 +12,7 @@ from typing import Any
 import bson
 from bson import ObjectId
 from bson.codec_options import CodecOptions
-from pymongo import DESCENDING, UpdateOne, WriteConcern
+from pymongo import DESCENDING, ReturnDocument, UpdateOne, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -161,6 +161,7 @@ def _raw(value: bytes | str) -> bytes:
 
 STATS = "item_stats"
 PENDING = "item_stats_pending"
+FOLD_STATE = "item_stats_fold"
 # The outbox is written before the attempt and must be as durable as the attempt is.
 _DURABLE = WriteConcern(w="majority", j=True)
 
@@ -211,34 +212,78 @@ async def stored_attempts(db: AsyncDatabase, attempt_ids: list[str]) -> set[str]
     return {doc["_id"] async for doc in cursor}
 
 
-async def apply_increments(
-    db: AsyncDatabase, updates: list[tuple[str, str, int, Document]], *, keep: int
+async def claim_fold(
+    db: AsyncDatabase, *, owner: str, until: datetime, at: datetime
+) -> Document | None:
+    """Take (or renew) the fold's lease: one process folds at a time, and one whose lease ran
+    out (it died, or stalled) is taken over. The state it returns says which batch, if any,
+    a previous holder left unfinished."""
+    await db[FOLD_STATE].update_one(
+        {"_id": "state"},
+        {"$setOnInsert": {"seq": 0, "batch": None, "owner": None, "lease_until": at}},
+        upsert=True,
+    )
+    return await db[FOLD_STATE].find_one_and_update(
+        {"_id": "state", "$or": [{"owner": owner}, {"lease_until": {"$lt": at}}]},
+        {"$set": {"owner": owner, "lease_until": until}},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+async def start_batch(db: AsyncDatabase, *, owner: str, seq: int, entry_ids: list[str]) -> bool:
+    """Record the next batch (its number and entries) before applying it, so that whoever
+    holds the lease next can finish it under the same number."""
+    result = await db[FOLD_STATE].update_one(
+        {"_id": "state", "owner": owner, "seq": seq - 1, "batch": None},
+        {"$set": {"seq": seq, "batch": {"seq": seq, "entries": entry_ids}}},
+    )
+    return result.modified_count == 1
+
+
+async def finish_batch(db: AsyncDatabase, *, owner: str, seq: int) -> None:
+    await db[FOLD_STATE].update_one(
+        {"_id": "state", "owner": owner, "batch.seq": seq}, {"$set": {"batch": None}}
+    )
+
+
+async def release_fold(db: AsyncDatabase, *, owner: str, at: datetime) -> None:
+    """Give the lease back after a finished pass, so any process can fold next."""
+    await db[FOLD_STATE].update_one(
+        {"_id": "state", "owner": owner, "batch": None}, {"$set": {"lease_until": at}}
+    )
+
+
+async def entries(db: AsyncDatabase, entry_ids: list[str]) -> list[Document]:
+    """These outbox entries, with their responses if not yet folded."""
+    return await store.find(db[PENDING], {"_id": {"$in": entry_ids}}).to_list()
+
+
+async def apply_batch(
+    db: AsyncDatabase, seq: int, increments: dict[tuple[str, int], Document]
 ) -> None:
-    """Add (entry id, question id, version, increments) to the item statistics, each entry
-    at most once per item: the `$inc` applies only if the entry's id is not among the item's
-    `keep` most recent ones, and records it there in the same single-document update."""
-    items = {(qid, version) for _, qid, version, _ in updates}
+    """Add one batch's merged increments to each item's sums, at most once: an item takes a
+    batch only if it has not taken this batch or a later one (`folded_seq`), recorded in the
+    same single-document update. Batches are numbered in the order they are started, and a
+    batch is finished before the next begins, so no item can miss one."""
     await _bulk_ignoring_duplicates(
         db,
         [
             UpdateOne(
                 {"_id": item_id(qid, version)},
-                {"$setOnInsert": {"question_id": qid, "version": version, "recent": []}},
+                {"$setOnInsert": {"question_id": qid, "version": version, "folded_seq": 0}},
                 upsert=True,
             )
-            for qid, version in sorted(items)
+            for qid, version in sorted(increments)
         ],
     )
-    # Every item document exists now (created above, or by a racing folder), so no guarded
-    # update below can miss its document.
     await _bulk_ignoring_duplicates(
         db,
         [
             UpdateOne(
-                {"_id": item_id(qid, version), "recent": {"$ne": entry_id}},
-                {"$inc": inc, "$push": {"recent": {"$each": [entry_id], "$slice": -keep}}},
+                {"_id": item_id(qid, version), "folded_seq": {"$lt": seq}},
+                {"$inc": inc, "$set": {"folded_seq": seq}},
             )
-            for entry_id, qid, version, inc in updates
+            for (qid, version), inc in sorted(increments.items())
         ],
     )
 
@@ -248,7 +293,7 @@ async def _bulk_ignoring_duplicates(db: AsyncDatabase, ops: list[UpdateOne]) -> 
         return
     try:
         await db[STATS].bulk_write(ops, ordered=False)
-    except BulkWriteError as error:  # a racing folder created the same item document
+    except BulkWriteError as error:  # a racing upsert created the same item document
         if not store.only_duplicates(error):
             raise
 
@@ -289,6 +334,6 @@ async def facilities(db: AsyncDatabase, *, min_attempts: int) -> dict[str, float
 
 
 async def item_stats(db: AsyncDatabase, question_id: str) -> list[Document]:
-    # `recent` is the fold's bookkeeping (up to a thousand attempt ids), not a statistic.
-    cursor = store.find(db[STATS], {"question_id": question_id}, {"_id": 0, "recent": 0})
+    # `folded_seq` is the fold's bookkeeping, not a statistic.
+    cursor = store.find(db[STATS], {"question_id": question_id}, {"_id": 0, "folded_seq": 0})
     return await cursor.sort("version", 1).to_list()

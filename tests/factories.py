@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -136,3 +137,19 @@ def correct_answers(client: TestClient[Any, Any], quiz: dict[str, Any]) -> list[
         shown = [o["key"] for o in question["options"] if texts[o["text"]] in truth.answer]
         answers.append({"question_id": question["id"], "choice": shown})
     return answers
+
+
+async def fold_item_stats(db: Any) -> None:
+    """Fold the item-statistics outbox until every entry whose attempt is stored is counted
+    (the app's own fold loop may be folding at the same moment)."""
+    from question_bank import item_stats_fold
+
+    for _ in range(200):
+        await item_stats_fold.fold_once(db)
+        state = await db["item_stats_fold"].find_one({"_id": "state"}) or {}
+        pending = await db["item_stats_pending"].find({"pending": True}, {"_id": 1}).to_list()
+        stored = await db["attempts"].count_documents({"_id": {"$in": [p["_id"] for p in pending]}})
+        if state.get("batch") is None and stored == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the item-statistics fold did not finish")

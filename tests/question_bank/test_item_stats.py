@@ -8,12 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from question_bank import item_stats_fold
 from question_bank.item_stats import Response, increments, summarise
 from scoring.quizzes.keys import ATTEMPT_WRITER
 from server.kernel.clock import now
 from server.kernel.keys import DB
-from tests.factories import auth, publish_question
+from tests.factories import auth, fold_item_stats, publish_question
 
 
 def accumulate(responses: list[Response]) -> dict[str, Any]:
@@ -123,7 +122,7 @@ async def test_stats_endpoint_reads_incremental_sums(client: Any, staff: Any) ->
     for start in range(0, len(responses), 5):  # as quizzes arrive, five at a time
         chunk = enumerate(responses[start : start + 5], start)
         assert all(await asyncio.gather(*(writer.insert(attempt_with(r, n)) for n, r in chunk)))
-    await item_stats_fold.fold_once(client.app[DB])
+    await fold_item_stats(client.app[DB])
     body = await (
         await client.get(
             f"/api/v1/admin/questions/{question['id']}/stats", headers=auth(staff.analyst)

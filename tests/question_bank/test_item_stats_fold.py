@@ -13,21 +13,18 @@ import pytest
 
 from question_bank import item_stats_fold, storage
 from question_bank import service as question_service
-from question_bank.item_stats import pending_entry
-from question_bank.item_stats_fold import FoldResult, fold_once
+from question_bank.item_stats import batch_increments, pending_entry
+from question_bank.item_stats_fold import fold_once
 from scoring.quizzes.keys import ATTEMPT_WRITER
 from server.kernel.clock import now
 from server.kernel.keys import DB, SETTINGS
-from tests.factories import auth, correct_answers, resident
+from tests.factories import auth, correct_answers, fold_item_stats, resident
 
 QUIZZES = "/api/v1/quizzes"
 
 
 async def fold_all(db: Any) -> None:
-    """Fold until a pass finds nothing more to fold."""
-    result = FoldResult(1, 1, 0)
-    while result.read and result.folded + result.dropped:
-        result = await fold_once(db)
+    await fold_item_stats(db)
 
 
 async def start_quiz(client: Any, token: str) -> dict[str, Any]:
@@ -91,27 +88,13 @@ async def one_stored_attempt(client: Any, key: str = "a") -> tuple[dict[str, Any
     return attempt, storage.item_id(item["question_id"], item["version"])
 
 
-async def test_five_concurrent_folds_of_one_entry_count_it_once(
-    resident_client: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_five_processes_folding_at_once_count_an_entry_once(resident_client: Any) -> None:
+    """Five folders (as five processes) racing for the same pending entry: one holds the
+    lease and folds it; the others fold nothing, and the item counts it once."""
     db = resident_client.app[DB]
-    attempt, item = await one_stored_attempt(resident_client)
-    await fold_all(db)  # whoever folds first (the app's own loop runs too); then start over:
-    await db["item_stats"].delete_many({})
-    await db["item_stats_pending"].replace_one(
-        {"_id": attempt["_id"]}, storage_entry(attempt), upsert=True
-    )
-    entry = await db["item_stats_pending"].find_one({"_id": attempt["_id"]})
-    assert entry is not None
-
-    async def same_snapshot(db: Any, *, limit: int) -> list[dict[str, Any]]:
-        # Every folder reads the entry before any marks it folded: only the guard is left.
-        return [entry]
-
-    monkeypatch.setattr(storage, "pending_entries", same_snapshot)
-    results = await asyncio.gather(*(fold_once(db) for _ in range(5)))
-
-    assert [r.folded for r in results] == [1] * 5
+    _, item = await one_stored_attempt(resident_client)
+    await asyncio.gather(*(fold_once(db, owner=f"process-{i}") for i in range(5)))
+    await fold_all(db)
     stats = await db["item_stats"].find_one({"_id": item})
     assert stats is not None and stats["n"] == 1
     assert await counted(db) == await expected_from_attempts(db)
@@ -122,19 +105,36 @@ def storage_entry(attempt: dict[str, Any]) -> dict[str, Any]:
     return {**pending_entry(attempt), "pending": True}
 
 
-async def test_a_fold_that_died_before_marking_counts_once_after_the_next(
+async def test_a_batch_left_by_a_dead_folder_is_finished_once_and_a_late_one_adds_nothing(
     resident_client: Any,
 ) -> None:
+    """A folder that died after applying its batch but before marking it leaves the batch
+    recorded; the next folder finishes it under the same number and adds nothing twice. The
+    dead one waking up late and applying its batch again is refused too."""
     db = resident_client.app[DB]
     attempt, item = await one_stored_attempt(resident_client)
     await fold_all(db)
     assert (await db["item_stats"].find_one({"_id": item}))["n"] == 1
-    # As if the folder had died after applying: the entry is still pending, responses and all.
+    state = await db["item_stats_fold"].find_one({"_id": "state"})
+    assert state is not None
+    seq = state["seq"]
+    # As the dead folder left things: entry still pending, batch recorded, lease run out.
     await db["item_stats_pending"].replace_one(
         {"_id": attempt["_id"]}, storage_entry(attempt), upsert=True
     )
+    await db["item_stats_fold"].update_one(
+        {"_id": "state"},
+        {
+            "$set": {
+                "batch": {"seq": seq, "entries": [attempt["_id"]]},
+                "owner": "dead",
+                "lease_until": now() - timedelta(seconds=1),
+            }
+        },
+    )
 
     await fold_all(db)
+    await storage.apply_batch(db, seq, batch_increments([storage_entry(attempt)]))
 
     assert (await db["item_stats"].find_one({"_id": item}))["n"] == 1
     assert await counted(db) == await expected_from_attempts(db)
@@ -143,11 +143,10 @@ async def test_a_fold_that_died_before_marking_counts_once_after_the_next(
 
 
 async def test_a_retried_submit_after_the_fold_is_not_queued_again(
-    resident_client: Any, monkeypatch: pytest.MonkeyPatch
+    resident_client: Any,
 ) -> None:
-    """Even once the item's guard no longer holds the attempt (narrowed here to one id), a
-    retry of an already folded submit adds nothing: its entry is kept, folded."""
-    monkeypatch.setattr(item_stats_fold, "RECENT", 1)
+    """A retry of an already folded submit, after other attempts on the same items were
+    folded, adds nothing: its entry is kept, folded, and cannot be queued again."""
     client, db = resident_client, resident_client.app[DB]
     token = await resident(client, "retry")
     quiz = await start_quiz(client, token)

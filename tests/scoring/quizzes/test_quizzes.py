@@ -7,12 +7,11 @@ import asyncio
 import time
 from typing import Any
 
-from question_bank import item_stats_fold
 from question_bank.keys import BANK
 from scoring.quizzes import tickets
 from server.kernel.keys import DB, KV, SETTINGS
 from server.kernel.settings import quiz_signing_key
-from tests.factories import auth, correct_answers, resident
+from tests.factories import auth, correct_answers, fold_item_stats, resident
 
 QUIZZES = "/api/v1/quizzes"
 
@@ -102,7 +101,7 @@ async def test_repeated_submits_store_once_and_answer_identically(resident_clien
         )
     ).json()
     assert board["items"][0]["points"] == responses[0]["points"] == 100
-    await item_stats_fold.fold_once(db)
+    await fold_item_stats(db)
     stats = await db["item_stats"].find_one({"question_id": quiz["questions"][0]["id"]})
     assert stats["n"] == 1, "item statistics count the attempt once"
 
