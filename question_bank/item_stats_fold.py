@@ -11,8 +11,9 @@ batch. A holder that died anywhere in between leaves the batch recorded; the nex
 finishes it under the same number, and the guard lets no item take it twice (a stalled
 holder waking up late is refused by the same guard, the item having moved on).
 
-Folded entries are kept for a day (longer than any quiz can still be submitted), so a retried
-submit of an attempt already folded finds its entry and cannot queue it again. An entry whose
+A folded entry leaves the outbox (so the fold's scan stays small) and a marker for a day
+(longer than any quiz can still be submitted): a retried submit of an attempt already folded
+queues its entry again, and the fold drops it on seeing the marker. An entry whose
 attempt is still missing after ORPHAN_GRACE belongs to a submit that failed before its
 attempt was stored: it is dropped (the client's retry writes a new entry and attempt).
 
@@ -76,6 +77,10 @@ async def _fold(db: AsyncDatabase, owner: str) -> FoldResult:
     entries = await storage.pending_entries(db, limit=BATCH)
     if not entries:
         return FoldResult(0, 0, 0)
+    again = await storage.folded_already(db, [entry["_id"] for entry in entries])
+    if again:  # late retries of submits folded before: nothing new to count
+        await storage.discard_pending(db, sorted(again))
+        entries = [entry for entry in entries if entry["_id"] not in again]
     stored = await storage.stored_attempts(db, [entry["_id"] for entry in entries])
     ready = [entry["_id"] for entry in entries if entry["_id"] in stored]
     folded = 0
@@ -90,9 +95,9 @@ async def _fold(db: AsyncDatabase, owner: str) -> FoldResult:
 
 async def _apply(db: AsyncDatabase, owner: str, seq: int, entry_ids: list[str]) -> int:
     """Apply one recorded batch (again, after a crash: the guard skips what was done)."""
-    entries = [e for e in await storage.entries(db, entry_ids) if "responses" in e]
+    entries = await storage.entries(db, entry_ids)  # those still in the outbox
     await storage.apply_batch(db, seq, batch_increments(entries))
-    await storage.mark_folded(db, entry_ids)
+    await storage.mark_folded(db, entry_ids, now())
     await storage.finish_batch(db, owner=owner, seq=seq)
     return len(entry_ids)
 

@@ -160,7 +160,8 @@ def _raw(value: bytes | str) -> bytes:
 
 
 STATS = "item_stats"
-PENDING = "item_stats_pending"
+PENDING = "item_stats_pending"  # entries not folded yet, and only those (the fold scans it)
+FOLDED = "item_stats_folded"  # one marker per folded entry, kept a day, read by _id only
 FOLD_STATE = "item_stats_fold"
 # The outbox is written before the attempt and must be as durable as the attempt is.
 _DURABLE = WriteConcern(w="majority", j=True)
@@ -171,17 +172,17 @@ def item_id(question_id: str, version: int) -> str:
 
 
 async def add_pending(db: AsyncDatabase, entries: list[Document]) -> None:
-    """Write outbox entries (one per attempt, `_id` = the attempt's id), marked pending.
+    """Write outbox entries (one per attempt, `_id` = the attempt's id).
 
-    A retried submit writes its attempt's entry again: that only moves `at` forward (so a
-    pending entry is not dropped as an orphan while its retry is on the way) and never makes
-    an entry already folded pending again. Racing writers of one entry: one inserts, the
-    other's duplicate-key error is the same outcome."""
+    A retried submit writes its attempt's entry again: that only moves `at` forward (so an
+    entry is not dropped as an orphan while its retry is on the way). If the entry was folded
+    already, it is queued again, and the fold drops it on seeing its folded marker. Racing
+    writers of one entry: one inserts, the other's duplicate-key error is the same outcome."""
     ops = [
         UpdateOne(
             {"_id": entry["_id"]},
             {
-                "$setOnInsert": {"pending": True, "responses": entry["responses"]},
+                "$setOnInsert": {"responses": entry["responses"]},
                 "$max": {"at": entry["at"]},
             },
             upsert=True,
@@ -200,7 +201,7 @@ async def add_pending(db: AsyncDatabase, entries: list[Document]) -> None:
 
 async def pending_entries(db: AsyncDatabase, *, limit: int) -> list[Document]:
     """The oldest outbox entries not folded yet."""
-    cursor = store.find(db[PENDING], {"pending": True}).sort("at", 1).limit(limit)
+    cursor = store.find(db[PENDING], {}).sort("at", 1).limit(limit)
     return await cursor.to_list()
 
 
@@ -298,13 +299,28 @@ async def _bulk_ignoring_duplicates(db: AsyncDatabase, ops: list[UpdateOne]) -> 
             raise
 
 
-async def mark_folded(db: AsyncDatabase, entry_ids: list[str]) -> None:
-    """Keep folded entries (without their responses) rather than delete them, so that a
-    retried submit of the same attempt finds its entry and cannot make it pending again."""
+async def mark_folded(db: AsyncDatabase, entry_ids: list[str], at: datetime) -> None:
+    """Leave a marker for each folded entry (kept a day), then take the entries out of the
+    outbox. Marker first: an entry queued again by a late retry is recognised as folded."""
+    if not entry_ids:
+        return
+    try:
+        await db[FOLDED].insert_many([{"_id": i, "at": at} for i in entry_ids], ordered=False)
+    except BulkWriteError as error:
+        if not store.only_duplicates(error):
+            raise
+    await db[PENDING].delete_many({"_id": {"$in": entry_ids}})
+
+
+async def folded_already(db: AsyncDatabase, entry_ids: list[str]) -> set[str]:
+    """Which of these entries were folded before (a retry queued them again)."""
+    cursor = store.find(db[FOLDED], {"_id": {"$in": entry_ids}}, {"_id": 1})
+    return {doc["_id"] async for doc in cursor}
+
+
+async def discard_pending(db: AsyncDatabase, entry_ids: list[str]) -> None:
     if entry_ids:
-        await db[PENDING].update_many(
-            {"_id": {"$in": entry_ids}}, {"$unset": {"pending": "", "responses": ""}}
-        )
+        await db[PENDING].delete_many({"_id": {"$in": entry_ids}})
 
 
 async def drop_pending(db: AsyncDatabase, entry_ids: list[str], *, written_before: datetime) -> int:
@@ -313,13 +329,13 @@ async def drop_pending(db: AsyncDatabase, entry_ids: list[str], *, written_befor
     if not entry_ids:
         return 0
     result = await db[PENDING].delete_many(
-        {"_id": {"$in": entry_ids}, "pending": True, "at": {"$lt": written_before}}
+        {"_id": {"$in": entry_ids}, "at": {"$lt": written_before}}
     )
     return result.deleted_count
 
 
 async def prune_folded(db: AsyncDatabase, *, written_before: datetime) -> int:
-    result = await db[PENDING].delete_many({"pending": None, "at": {"$lt": written_before}})
+    result = await db[FOLDED].delete_many({"at": {"$lt": written_before}})
     return result.deleted_count
 
 

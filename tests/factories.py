@@ -147,7 +147,7 @@ async def fold_item_stats(db: Any) -> None:
     for _ in range(200):
         await item_stats_fold.fold_once(db)
         state = await db["item_stats_fold"].find_one({"_id": "state"}) or {}
-        pending = await db["item_stats_pending"].find({"pending": True}, {"_id": 1}).to_list()
+        pending = await db["item_stats_pending"].find({}, {"_id": 1}).to_list()
         stored = await db["attempts"].count_documents({"_id": {"$in": [p["_id"] for p in pending]}})
         if state.get("batch") is None and stored == 0:
             return

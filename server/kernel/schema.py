@@ -72,12 +72,10 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
         ),
     ],
-    # The item-statistics outbox, _id = the attempt's id. The fold reads pending entries
-    # oldest first; the prune deletes folded ones (pending missing) by age. Not sparse: it
-    # must hold the folded entries too.
-    "item_stats_pending": [
-        IndexModel([("pending", ASCENDING), ("at", ASCENDING)], name="pending_at"),
-    ],
+    # The item-statistics outbox (pending entries only, _id = the attempt's id), read oldest
+    # first; folded markers are read by _id and pruned by age.
+    "item_stats_pending": [IndexModel([("at", ASCENDING)], name="at")],
+    "item_stats_folded": [IndexModel([("at", ASCENDING)], name="at")],
 }
 
 Migration = Callable[[AsyncDatabase], Awaitable[None]]

@@ -74,7 +74,7 @@ async def test_concurrent_submits_and_retries_count_each_answer_once(resident_cl
     assert await db["attempts"].count_documents({}) == 30
     assert sum(n for n, _ in expected.values()) == 300
     assert await counted(db) == expected
-    assert await db["item_stats_pending"].count_documents({"pending": True}) == 0
+    assert await db["item_stats_pending"].count_documents({}) == 0
 
 
 async def one_stored_attempt(client: Any, key: str = "a") -> tuple[dict[str, Any], str]:
@@ -101,8 +101,8 @@ async def test_five_processes_folding_at_once_count_an_entry_once(resident_clien
 
 
 def storage_entry(attempt: dict[str, Any]) -> dict[str, Any]:
-    """The attempt's outbox entry as the writer stores it, pending."""
-    return {**pending_entry(attempt), "pending": True}
+    """The attempt's outbox entry as the writer stores it."""
+    return pending_entry(attempt)
 
 
 async def test_a_batch_left_by_a_dead_folder_is_finished_once_and_a_late_one_adds_nothing(
@@ -138,8 +138,8 @@ async def test_a_batch_left_by_a_dead_folder_is_finished_once_and_a_late_one_add
 
     assert (await db["item_stats"].find_one({"_id": item}))["n"] == 1
     assert await counted(db) == await expected_from_attempts(db)
-    entry = await db["item_stats_pending"].find_one({"_id": attempt["_id"]})
-    assert entry is not None and "pending" not in entry, "marked folded by a fold"
+    assert await db["item_stats_pending"].find_one({"_id": attempt["_id"]}) is None
+    assert await db["item_stats_folded"].find_one({"_id": attempt["_id"]}), "marked folded"
 
 
 async def test_a_retried_submit_after_the_fold_is_not_queued_again(
@@ -183,7 +183,7 @@ async def test_an_entry_whose_attempt_never_came_is_dropped_after_the_grace(
     await fold_all(db)
 
     assert await db["item_stats_pending"].find_one({"_id": "never-stored"}) is None
-    assert (await db["item_stats_pending"].find_one({"_id": "on-its-way"}) or {}).get("pending")
+    assert await db["item_stats_pending"].find_one({"_id": "on-its-way"}) is not None
     assert await counted(db) == before
     # The young one's attempt is stored after all: it counts then, once.
     await db["attempts"].insert_one({**young, "user_id": None})
@@ -206,7 +206,7 @@ async def test_a_retry_writing_its_entry_again_keeps_it_past_the_grace(
 
     await fold_once(db)
 
-    assert (await db["item_stats_pending"].find_one({"_id": "retried"}) or {}).get("pending")
+    assert await db["item_stats_pending"].find_one({"_id": "retried"}) is not None
 
 
 async def test_a_retry_landing_during_the_orphan_check_keeps_its_entry(

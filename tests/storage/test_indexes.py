@@ -103,7 +103,7 @@ HOT_QUERIES = [
     HotQuery("question_versions", {"question_id": "q1", "version": 3}, "question_version"),
     HotQuery("item_stats", {"question_id": "q1", "version": 3}, "question_version"),
     HotQuery("attempts", {"cells_pending": True}, "cells_pending"),
-    HotQuery("item_stats_pending", {"pending": True}, "pending_at", sort={"at": 1}),
+    HotQuery("item_stats_pending", {}, "at", sort={"at": 1}),
 ]
 
 
@@ -134,7 +134,6 @@ def filler(collection: str, i: int) -> Document:
         "question_id": f"{collection}-{i}",
         "version": i,
         "cells_pending": True,
-        "pending": True,
         "at": i,
     }
 
