@@ -490,7 +490,10 @@ async def _after_stored(
 async def _award(ctx: QuizContext, doc: Document) -> None:
     """Add the points to the county's and the township's boards for week, month and all
     time; a board that is missing (lost, or never built) is rebuilt from attempts instead,
-    which already include this one."""
+    which already include this one. An attempt without points (an assessment) changes no
+    board, so it builds none: a rebuild reads every attempt of the period."""
+    if not doc["points"]:
+        return
     township = doc["profile"]["township_code"]
     targets = [
         (period, code)

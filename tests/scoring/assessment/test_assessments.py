@@ -12,7 +12,7 @@ from question_bank.keys import BANK
 from scoring.assessment import service as assessment_service
 from scoring.assessment import storage as cell_storage
 from scoring.quizzes import service as quiz_service
-from server.kernel.keys import DB
+from server.kernel.keys import DB, KV
 from tests.factories import auth, correct_answers, resident
 
 QUIZZES = "/api/v1/quizzes"
@@ -336,3 +336,14 @@ async def test_a_campaign_code_cannot_pass_for_self_initiated(resident_client: A
     token = await resident(resident_client, "selfish")
     refused = await start(resident_client, token, channel="self")
     assert refused.status == 422 and "self" in (await refused.json())["error"]["message"]
+
+
+async def test_an_assessment_builds_no_leaderboard(resident_client: Any) -> None:
+    """An assessment earns no points, so submitting one must not rebuild the boards (a
+    rebuild reads every attempt of the period: done for each township's first assessment,
+    that made a county's assessments quadratic in time)."""
+    token = await resident(resident_client, "no-board")
+    quiz = await (await start(resident_client, token)).json()
+    assert (await submit(resident_client, token, quiz, [])).status == 200
+    kv = resident_client.app[KV]
+    assert [key async for key in kv.redis.scan_iter(match=kv.key("lb", "*"))] == []
