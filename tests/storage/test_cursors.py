@@ -23,7 +23,7 @@ class BatchSizes(monitoring.CommandListener):
         self.sizes: list[int] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        pass
+        """Required by the listener interface; only replies carry batch sizes."""
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         if event.command_name in ("find", "aggregate", "getMore"):
@@ -31,7 +31,7 @@ class BatchSizes(monitoring.CommandListener):
             self.sizes.append(len(cursor.get("firstBatch", cursor.get("nextBatch", []))))
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+        """Required by the listener interface; a failed command fails the test by itself."""
 
 
 async def fill(db: AsyncDatabase[Document]) -> None:
