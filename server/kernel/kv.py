@@ -16,6 +16,13 @@ class Kv:
     def key(self, *parts: str | int) -> str:
         return self.prefix + ":".join(str(part) for part in parts)
 
+    def tagged(self, group: str, *parts: str | int) -> str:
+        """A key in a hash-tag group: keys of one group (say, one resident's state, or the
+        county's leaderboards) land on the same Redis Cluster slot, so one script, transaction
+        or MGET may touch several of them. The prefix is inside the tag, so two deployments
+        sharing a cluster spread over different slots."""
+        return "{" + self.prefix + group + "}:" + ":".join(str(part) for part in parts)
+
 
 def text(value: bytes | str) -> str:
     """A Redis reply as text (the client returns bytes; its type hints allow str)."""
