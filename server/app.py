@@ -12,7 +12,8 @@ from content import lifecycle as article_lifecycle
 from question_bank import item_stats_fold
 from question_bank import lifecycle as question_lifecycle
 from scoring.quizzes import service as quiz_service
-from scoring.quizzes.keys import ATTEMPT_WRITER
+from scoring.quizzes.keys import ATTEMPT_WRITER, LEADERBOARDS
+from scoring.quizzes.leaderboards import Leaderboards
 from scoring.quizzes.writer import AttemptWriter
 from scoring.statistics.keys import ESTIMATES
 from scoring.statistics.service import EstimatesCache
@@ -21,7 +22,7 @@ from server.accounts import middleware as accounts_middleware
 from server.kernel import lifecycle
 from server.kernel import middlewares as kernel_middlewares
 from server.kernel.http import spec_of
-from server.kernel.keys import DB, SETTINGS
+from server.kernel.keys import DB, KV, SETTINGS
 from server.kernel.lifecycle import in_background
 from server.kernel.settings import Settings
 
@@ -34,6 +35,9 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
     writer = AttemptWriter(app[DB])
     writer.start()
     app[ATTEMPT_WRITER] = writer
+    boards = Leaderboards(app[DB], app[KV])
+    app[LEADERBOARDS] = boards
+    await boards.check_on_start()
     app[ESTIMATES] = EstimatesCache()
     sweep = in_background(lambda stop: quiz_service.sweep_uncounted(app[DB], stop), "cells-sweep")
     fold = in_background(lambda stop: item_stats_fold.run(app[DB], stop), "item-stats-fold")
@@ -42,6 +46,7 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
         finally:
             await writer.stop()
+            await boards.stop()
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from content.cache import ArticleCache
 from question_bank.cache import BankCache
 from scoring.quizzes import tickets
+from scoring.quizzes.leaderboards import Leaderboards
 from scoring.quizzes.writer import AttemptWriter
 from server.kernel.errors import Conflict, NotFound
 from server.kernel.kv import Kv
@@ -54,6 +55,7 @@ class QuizContext:
     contest_window: str
     partial_credit: str
     articles: ArticleCache
+    boards: Leaderboards
 
 
 def quiz_view(bank: BankCache, ticket: tickets.Ticket, quiz_id: str) -> Document:

@@ -8,7 +8,7 @@ from content import service as content_service
 from content.keys import ARTICLES
 from question_bank.keys import BANK
 from scoring.quizzes import flow, service
-from scoring.quizzes.keys import ATTEMPT_WRITER
+from scoring.quizzes.keys import ATTEMPT_WRITER, LEADERBOARDS
 from scoring.quizzes.models import (
     LeaderboardQuery,
     QuizOut,
@@ -38,6 +38,7 @@ def quiz_context(app: web.Application) -> flow.QuizContext:
         contest_window=settings.contest_window,
         partial_credit=settings.multiple_choice_partial_credit,
         articles=app[ARTICLES],
+        boards=app[LEADERBOARDS],
     )
 
 

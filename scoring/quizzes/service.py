@@ -488,39 +488,11 @@ async def _after_stored(
 
 
 async def _award(ctx: QuizContext, doc: Document) -> None:
-    """Add the points to the county's and the township's boards for week, month and all
-    time; a board that is missing (lost, or never built) is rebuilt from attempts instead,
-    which already include this one. An attempt without points (an assessment) changes no
-    board, so it builds none: a rebuild reads every attempt of the period."""
-    if not doc["points"]:
-        return
-    township = doc["profile"]["township_code"]
-    targets = [
-        (period, code)
-        for period in ("week", "month", "all")
-        for code in ([None, township] if township else [None])
-    ]
-    boards = [
-        storage.board_key(ctx.kv, code, period, doc["periods"][period]) for period, code in targets
-    ]
-    built = await storage.boards_built(ctx.kv, boards)
-    for (period, code), board, exists in zip(targets, boards, built, strict=True):
-        if not exists:
-            await rebuild_board(
-                ctx, board, period=period, period_key=doc["periods"][period], township=code
-            )
-    ready = [board for board, exists in zip(boards, built, strict=True) if exists]
-    if doc["points"] and ready:
-        await storage.add_points(ctx.kv, ready, doc["user_id"], doc["points"])
-
-
-async def rebuild_board(
-    ctx: QuizContext, board: str, *, period: str, period_key: str, township: str | None
-) -> None:
-    rows = await storage.points_by_user(
-        ctx.db, period=period, period_key=period_key, township=township
-    )
-    await storage.replace_board(ctx.kv, board, {r["_id"]: r["points"] for r in rows if r["points"]})
+    """Points to the county's and the township's boards for week, month and all time, and
+    the resident to the township's participants; counted once per attempt, however often
+    this runs for it."""
+    if doc["user_id"]:
+        await ctx.boards.add(doc)
 
 
 # ------------------------------------------------------------------ reads
@@ -546,16 +518,11 @@ async def leaderboard(
             )
     board_township = township if scope == "township" else None
     board = storage.board_key(ctx.kv, board_township, period, now_keys[period])
-    if not (await storage.boards_built(ctx.kv, [board]))[0]:
-        await rebuild_board(
-            ctx,
-            board,
-            period=period,
-            period_key=now_keys[period],
-            township=board_township,
-        )
-    rows, total = await storage.read_board(ctx.kv, board, start=skip, stop=skip + limit - 1)
     me = str(user["_id"])
+    await ctx.boards.ready()  # after a loss of Redis's data: wait a little for the rebuild
+    rows, total, my_rank, my_points = await storage.read_board(
+        ctx.kv, board, start=skip, stop=skip + limit - 1, user_id=me
+    )
     items = [
         {
             "rank": skip + i + 1,
@@ -565,7 +532,6 @@ async def leaderboard(
         }
         for i, (member, score) in enumerate(rows)
     ]
-    my_rank, my_points = await storage.rank_of(ctx.kv, board, me)
     return {
         "items": items,
         "total": total,
@@ -581,13 +547,13 @@ async def township_ranking(
     ctx: QuizContext, *, period: str, populations: dict[str, int]
 ) -> list[Document]:
     key = period_keys(datetime.now(UTC))[period]
-    counts = {
-        row["_id"]: row["participants"]
-        for row in await storage.participants_by_township(ctx.db, period=period, period_key=key)
-    }
+    townships = await county_service.township_names(ctx.db)
+    await ctx.boards.ready()
+    counts = await storage.participant_counts(
+        ctx.kv, [storage.participants_key(ctx.kv, code, period, key) for code in townships]
+    )
     rows = []
-    for code, township in (await county_service.township_names(ctx.db)).items():
-        participants = counts.get(code, 0)
+    for (code, township), participants in zip(townships.items(), counts, strict=True):
         population = populations.get(code) or township.get("population")
         per_1000 = round(participants / population * 1000, 3) if population else None
         rows.append(

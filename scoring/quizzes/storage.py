@@ -4,9 +4,11 @@ residents' quiz state and leaderboards."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from redis.exceptions import NoScriptError
 
 from server.kernel import store
 from server.kernel.kv import Kv, text
@@ -53,32 +55,6 @@ async def anonymise_attempts(db: AsyncDatabase, user_id: str) -> None:
     await db[ATTEMPTS].update_many(
         {"user_id": user_id}, {"$set": {"user_id": None, "anonymised": True}}
     )
-
-
-async def points_by_user(
-    db: AsyncDatabase, *, period: str, period_key: str, township: str | None
-) -> list[Document]:
-    match: Document = {"user_id": {"$ne": None}}
-    if period != "all":
-        match[f"periods.{period}"] = period_key
-    if township:
-        match["profile.township_code"] = township
-    pipeline = [{"$match": match}, {"$group": {"_id": "$user_id", "points": {"$sum": "$points"}}}]
-    return await store.aggregate(db[ATTEMPTS], pipeline)
-
-
-async def participants_by_township(
-    db: AsyncDatabase, *, period: str, period_key: str
-) -> list[Document]:
-    match: Document = {"user_id": {"$ne": None}}
-    if period != "all":
-        match[f"periods.{period}"] = period_key
-    pipeline = [
-        {"$match": match},
-        {"$group": {"_id": {"t": "$profile.township_code", "u": "$user_id"}}},
-        {"$group": {"_id": "$_id.t", "participants": {"$sum": 1}}},
-    ]
-    return await store.aggregate(db[ATTEMPTS], pipeline)
 
 
 # ------------------------------------------------------------------ residents' quiz state in Redis
@@ -149,57 +125,201 @@ async def forget_user_state(kv: Kv, user_id: str) -> None:
     await kv.redis.delete(
         *(kv.key(name, user_id) for name in ("answered", "wrong_topics", "streak"))
     )
-    async for board in kv.redis.scan_iter(match=kv.key("lb", "*"), count=500):
-        if not board.endswith(b":built"):
-            await kv.redis.zrem(board, user_id)
+    await remove_from_boards(kv, user_id)
 
 
 # ------------------------------------------------------------------ leaderboards
+# Every leaderboard key is in one hash-tag group, so the award script may touch all of them
+# (one Redis Cluster slot per deployment). Points reach a board through `award` only, which
+# counts each attempt once (a per-week set of applied attempt ids); the `alive` marker holds
+# the floor of the last rebuild and disappears only if Redis loses its data, which is how a
+# missing board (nothing scored yet this week) is told from a lost one.
+
+BOARDS = "lb"
+APPLIED_TTL_SECONDS = 45 * 86400  # longer than a rebuild's detailed window (see rebuild)
+
+_AWARD = """
+local floor = redis.call('GET', KEYS[1])
+if not floor then return -1 end
+if tonumber(ARGV[4]) < tonumber(floor) then return 0 end
+if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+local boards = tonumber(ARGV[5])
+for i = 3, 2 + boards do redis.call('ZINCRBY', KEYS[i], ARGV[3], ARGV[2]) end
+for i = 3 + boards, #KEYS do redis.call('SADD', KEYS[i], ARGV[2]) end
+return 1
+"""
+# Redis names a loaded script by its SHA-1 (EVALSHA sends the name, not the source).
+_AWARD_SHA = hashlib.sha1(_AWARD.encode(), usedforsecurity=False).hexdigest()
 
 
 def board_key(kv: Kv, township: str | None, period: str, period_key: str) -> str:
     """The county's board, or a township's when `township` is given."""
-    return kv.key("lb", f"t:{township}" if township else "county", period, period_key)
+    return kv.tagged(BOARDS, f"t:{township}" if township else "county", period, period_key)
 
 
-async def boards_built(kv: Kv, boards: list[str]) -> list[bool]:
-    """Which boards exist (were built from MongoDB), in one round trip."""
+def participants_key(kv: Kv, township: str, period: str, period_key: str) -> str:
+    """The residents of a township who took part in a period (any mode)."""
+    return kv.tagged(BOARDS, "part", period, period_key, township)
+
+
+def _alive_key(kv: Kv) -> str:
+    return kv.tagged(BOARDS, "alive")
+
+
+def _applied_key(kv: Kv, week: str) -> str:
+    return kv.tagged(BOARDS, "applied", week)
+
+
+def _lock_key(kv: Kv) -> str:
+    return kv.tagged(BOARDS, "rebuilding")
+
+
+async def award(
+    kv: Kv,
+    *,
+    attempt_id: str,
+    user_id: str,
+    points: int,
+    submitted: float,
+    week: str,
+    boards: list[str],
+    participations: list[str],
+) -> int:
+    """Count one attempt on its boards and participation sets, once. Returns 1 when counted,
+    0 when it already was (or is older than the last rebuild's floor, which counted it), and
+    -1 when the boards are lost and must be rebuilt before anything is added."""
+    keys = [_alive_key(kv), _applied_key(kv, week), *boards, *participations]
+    args: list[str | int | float] = [
+        attempt_id,
+        user_id,
+        points,
+        submitted,
+        len(boards),
+        APPLIED_TTL_SECONDS,
+    ]
+    try:
+        return int(await kv.redis.evalsha(_AWARD_SHA, len(keys), *keys, *args))
+    except NoScriptError:  # a restarted Redis forgot the script
+        return int(await kv.redis.eval(_AWARD, len(keys), *keys, *args))
+
+
+async def boards_alive(kv: Kv) -> bool:
+    return bool(await kv.redis.exists(_alive_key(kv)))
+
+
+async def forget_boards(kv: Kv) -> None:
+    """Declare the boards lost (an award was missed), so they are rebuilt from MongoDB."""
+    await kv.redis.delete(_alive_key(kv))
+
+
+async def take_rebuild_lock(kv: Kv, token: str, seconds: int) -> bool:
+    """One rebuild at a time across every app process."""
+    return bool(await kv.redis.set(_lock_key(kv), token, nx=True, ex=seconds))
+
+
+async def release_rebuild_lock(kv: Kv, token: str) -> None:
+    # Only our own lock: if it expired and another process took it, it is theirs.
+    script = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
+    await kv.redis.eval(script, 1, _lock_key(kv), token)
+
+
+async def replace_boards(
+    kv: Kv,
+    *,
+    floor: float,
+    boards: dict[str, dict[str, float]],
+    participants: dict[str, set[str]],
+    applied: dict[str, list[str]],
+) -> None:
+    """Write rebuilt boards, participation and applied sets in place of whatever is left,
+    then mark the boards alive with the rebuild's floor. Nothing is added meanwhile: awards
+    wait for the marker."""
+    stale = [
+        key
+        async for key in kv.redis.scan_iter(match=kv.tagged(BOARDS, "*"), count=1000)
+        if text(key) != _lock_key(kv)
+    ]
     async with kv.redis.pipeline(transaction=False) as pipe:
-        for board in boards:
-            pipe.exists(board + ":built")
-        return [bool(found) for found in await pipe.execute()]
-
-
-async def replace_board(kv: Kv, board: str, points: dict[str, float]) -> None:
-    async with kv.redis.pipeline(transaction=True) as pipe:
-        pipe.delete(board)
-        if points:
-            pipe.zadd(board, points)
-        pipe.set(board + ":built", "1")
+        for start in range(0, len(stale), 500):
+            pipe.delete(*stale[start : start + 500])
+        for board, points in boards.items():
+            for chunk in _chunks(list(points.items())):
+                pipe.zadd(board, dict(chunk))
+        for key, members in participants.items():
+            for chunk in _chunks(sorted(members)):
+                pipe.sadd(key, *chunk)
+        for week, ids in applied.items():
+            for chunk in _chunks(ids):
+                pipe.sadd(_applied_key(kv, week), *chunk)
+            pipe.expire(_applied_key(kv, week), APPLIED_TTL_SECONDS)
+        pipe.set(_alive_key(kv), repr(floor))
         await pipe.execute()
 
 
-async def add_points(kv: Kv, boards: list[str], user_id: str, points: int) -> None:
-    async with kv.redis.pipeline(transaction=False) as pipe:
-        for board in boards:
-            pipe.zincrby(board, points, user_id)
-        await pipe.execute()
+def _chunks(items: list[Any], size: int = 1000) -> list[list[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 async def read_board(
-    kv: Kv, board: str, *, start: int, stop: int
-) -> tuple[list[tuple[str, float]], int]:
+    kv: Kv, board: str, *, start: int, stop: int, user_id: str
+) -> tuple[list[tuple[str, float]], int, int | None, float | None]:
+    """A page of the board, its size, and the resident's rank and points, in one round trip."""
     async with kv.redis.pipeline(transaction=False) as pipe:
         pipe.zrevrange(board, start, stop, withscores=True)
         pipe.zcard(board)
-        rows, total = await pipe.execute()
-    return [(member.decode(), score) for member, score in rows], int(total)
+        pipe.zrevrank(board, user_id)
+        pipe.zscore(board, user_id)
+        rows, total, rank, score = await pipe.execute()
+    page = [(text(member), float(points)) for member, points in rows]
+    return page, int(total), (None if rank is None else int(rank) + 1), score
 
 
-async def rank_of(kv: Kv, board: str, user_id: str) -> tuple[int | None, float | None]:
-    rank = await kv.redis.zrevrank(board, user_id)
-    score = await kv.redis.zscore(board, user_id)
-    return (None if rank is None else int(rank) + 1), score  # type: ignore[arg-type]
+async def participant_counts(kv: Kv, keys: list[str]) -> list[int]:
+    async with kv.redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.scard(key)
+        return [int(count) for count in await pipe.execute()]
+
+
+async def remove_from_boards(kv: Kv, user_id: str) -> None:
+    """Take an erased resident off every board and participation set."""
+    async for key in kv.redis.scan_iter(match=kv.tagged(BOARDS, "*"), count=500):
+        kind = await kv.redis.type(key)
+        if text(kind) == "zset":
+            await kv.redis.zrem(key, user_id)
+        elif text(kind) == "set" and ":applied:" not in text(key):
+            await kv.redis.srem(key, user_id)
+
+
+# ------------------------------------------------------------------ attempts read for the boards
+
+
+async def points_before(db: AsyncDatabase, floor: Any) -> list[Document]:
+    """Points per resident and township over attempts submitted before `floor` (all time)."""
+    pipeline = [
+        {"$match": {"user_id": {"$ne": None}, "submitted_at": {"$lt": floor}}},
+        {
+            "$group": {
+                "_id": {"u": "$user_id", "t": "$profile.township_code"},
+                "points": {"$sum": "$points"},
+            }
+        },
+    ]
+    return await store.aggregate(db[ATTEMPTS], pipeline)
+
+
+def attempts_since(db: AsyncDatabase, since: Any) -> Any:
+    """Attempts submitted since `since`, with what the boards need, one by one."""
+    query = {"user_id": {"$ne": None}, "submitted_at": {"$gte": since}}
+    fields = {
+        "user_id": 1,
+        "points": 1,
+        "periods": 1,
+        "submitted_at": 1,
+        "profile.township_code": 1,
+    }
+    return store.find(db[ATTEMPTS], query, fields)
 
 
 # ------------------------------------------------------------------ assessments and their cells

@@ -228,8 +228,8 @@ async def test_leaderboard_is_rebuilt_from_mongodb_when_redis_loses_it(
             "/api/v1/leaderboards?scope=township&period=week", headers=auth(token)
         )
     ).json()
-    async for key in kv.redis.scan_iter(match=kv.key("lb", "*")):
-        await kv.redis.delete(key)
+    async for key in kv.redis.scan_iter(match=kv.tagged("lb", "*")):
+        await kv.redis.delete(key)  # as if Redis restarted without its data
     after = await (
         await resident_client.get(
             "/api/v1/leaderboards?scope=township&period=week", headers=auth(token)
