@@ -6,8 +6,9 @@ shuffle the options. Rules per mode and per group are data (`MODE_RULES`, `GROUP
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from question_bank.cache import PublishedQuestion
@@ -74,6 +75,68 @@ def time_limit(mode: str, group: str | None) -> int:
     return int(MODE_RULES[mode].time_limit_seconds * group_rules(group).time_factor)
 
 
+AUDIENCE_TIERS = (2, 1, 0)  # the resident's own group, "general", someone else's group
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """The questions one kind of quiz draws from: per dimension, per audience tier (see
+    `_audience_tier`), per topic. Arranged once per bank generation, so that a quiz start
+    touches only the steps it draws from."""
+
+    lists: dict[str, dict[int, dict[str, list[PublishedQuestion]]]]
+    ids: dict[str, frozenset[str]]  # per dimension
+
+    def size(self, dimension: str, excluded: frozenset[str]) -> int:
+        return len(self.ids[dimension]) - len(self.ids[dimension] & excluded)
+
+
+def _audience_tier(question: PublishedQuestion, audience: str) -> int:
+    return 2 if audience in question.audiences else 1 if "general" in question.audiences else 0
+
+
+class _Pools:
+    """Pools by (audience, topic, without multiple choice) for one bank generation."""
+
+    def __init__(self) -> None:
+        self._generation: int | None = None
+        self._pools: dict[tuple[str, str | None, bool], _Pool] = {}
+
+    def get(
+        self,
+        bank: Iterable[PublishedQuestion],
+        generation: int,
+        kind: tuple[str, str | None, bool],
+    ) -> _Pool:
+        if generation != self._generation:
+            self._generation, self._pools = generation, {}
+        pool = self._pools.get(kind)
+        if pool is None:
+            pool = self._pools[kind] = _arrange(bank, *kind)
+        return pool
+
+
+def _arrange(
+    bank: Iterable[PublishedQuestion], audience: str, topic: str | None, no_multiple: bool
+) -> _Pool:
+    lists: dict[str, dict[int, dict[str, list[PublishedQuestion]]]] = {
+        d: {tier: {} for tier in AUDIENCE_TIERS} for d in DIMENSIONS
+    }
+    for q in bank:
+        if (topic is not None and q.topic != topic) or (no_multiple and q.type == "multiple"):
+            continue
+        if q.dimension in lists:
+            lists[q.dimension][_audience_tier(q, audience)].setdefault(q.topic, []).append(q)
+    ids = {
+        d: frozenset(q.id for by_topic in tiers.values() for qs in by_topic.values() for q in qs)
+        for d, tiers in lists.items()
+    }
+    return _Pool(lists, ids)
+
+
+_POOLS = _Pools()
+
+
 def assemble(
     bank: Iterable[PublishedQuestion],
     *,
@@ -83,39 +146,80 @@ def assemble(
     topic: str | None = None,
     recently_answered: frozenset[str] = frozenset(),
     weak_topics: tuple[str, ...] = (),
+    generation: int | None = None,
 ) -> list[ServedQuestion]:
+    """Choose a quiz's questions: the four dimensions in turn; within a dimension, questions
+    for the resident's group first, then general ones, then others, with topics the resident
+    recently got wrong moved up one and a half steps; at random within a step. Recently
+    answered questions come after all others, and only if too few others remain.
+
+    `generation` names the state of `bank` (it changes whenever the bank does) so its
+    arrangement is reused between quizzes; without it the bank is arranged for this call."""
     rules = group_rules(group)
-    pool = [q for q in bank if topic is None or q.topic == topic]
-    if mode == "daily" and not rules.multiple_in_daily:
-        pool = [q for q in pool if q.type != "multiple"]
-    fresh = [q for q in pool if q.id not in recently_answered]
+    kind = (audience_of(group), topic, mode == "daily" and not rules.multiple_in_daily)
+    pool = _arrange(bank, *kind) if generation is None else _POOLS.get(bank, generation, kind)
     count = MODE_RULES[mode].count
-    if len(fresh) >= count:  # repeat recent questions only when nothing else remains
-        pool = fresh
-    audience = audience_of(group)
-
-    def preference(q: PublishedQuestion) -> float:
-        score = 2.0 if audience in q.audiences else 1.0 if "general" in q.audiences else 0.0
-        if q.topic in weak_topics:
-            score += 1.5
-        if q.id in recently_answered:
-            score -= 5.0
-        return score + rng.random()  # random tie-break, different per quiz
-
-    chosen = _mix_dimensions(sorted(pool, key=preference, reverse=True), count)
+    fresh = {d: pool.size(d, recently_answered) for d in DIMENSIONS}
+    repeat = sum(fresh.values()) < count  # repeat recent questions only when too few others
+    available = {d: len(pool.ids[d]) for d in DIMENSIONS} if repeat else fresh
+    chosen = [
+        q
+        for dimension, quota in _quotas(available, count).items()
+        for q in _draw(pool.lists[dimension], quota, weak_topics, recently_answered, repeat, rng)
+    ]
     rng.shuffle(chosen)
     return [ServedQuestion(q, _option_order(q, rules, rng)) for q in chosen]
 
 
-def _mix_dimensions(ranked: list[PublishedQuestion], count: int) -> list[PublishedQuestion]:
-    """Take the best-ranked question of each dimension in turn, so a quiz mixes them."""
-    queues = {d: [q for q in ranked if q.dimension == d] for d in DIMENSIONS}
-    chosen: list[PublishedQuestion] = []
-    while len(chosen) < count and any(queues.values()):
+def _quotas(available: dict[str, int], count: int) -> dict[str, int]:
+    """How many questions each dimension gives: one each in turn, while it has any left."""
+    quotas = dict.fromkeys(DIMENSIONS, 0)
+    given = 0
+    while given < count and any(quotas[d] < available[d] for d in DIMENSIONS):
         for dimension in DIMENSIONS:
-            if queues[dimension] and len(chosen) < count:
-                chosen.append(queues[dimension].pop(0))
-    return chosen
+            if quotas[dimension] < available[dimension] and given < count:
+                quotas[dimension] += 1
+                given += 1
+    return quotas
+
+
+def _draw(
+    tiers: dict[int, dict[str, list[PublishedQuestion]]],
+    quota: int,
+    weak_topics: tuple[str, ...],
+    recent: frozenset[str],
+    repeat: bool,
+    rng: random.Random,
+) -> list[PublishedQuestion]:
+    """`quota` questions of one dimension, walking its steps from the most preferred; then,
+    if repeats are allowed, the same steps again for recently answered questions."""
+    drawn: list[PublishedQuestion] = []
+    passes = (False, True) if repeat and recent else (False,)
+    for answered in passes:
+        for step in _steps(tiers, weak_topics):
+            if len(drawn) >= quota:
+                return drawn
+            if recent:
+                step = [q for q in step if (q.id in recent) == answered]
+            drawn.extend(rng.sample(step, min(quota - len(drawn), len(step))))
+    return drawn
+
+
+def _steps(
+    tiers: dict[int, dict[str, list[PublishedQuestion]]], weak_topics: tuple[str, ...]
+) -> Iterator[list[PublishedQuestion]]:
+    """A dimension's questions in order of preference, built lazily (most quizzes need only
+    the first step or two): audience tiers score 2/1/0 and a weak topic adds 1.5, so the
+    order is 2+weak, 1+weak, 2, 0+weak, 1, 0."""
+    weak = set(weak_topics)
+    for tier, in_weak in ((2, True), (1, True), (2, False), (0, True), (1, False), (0, False)):
+        by_topic = tiers[tier]
+        if in_weak:
+            yield [q for t in weak if t in by_topic for q in by_topic[t]]
+        elif weak:
+            yield [q for t, qs in by_topic.items() if t not in weak for q in qs]
+        else:
+            yield [q for qs in by_topic.values() for q in qs]
 
 
 def _option_order(q: PublishedQuestion, rules: GroupRules, rng: random.Random) -> tuple[str, ...]:
@@ -125,8 +229,12 @@ def _option_order(q: PublishedQuestion, rules: GroupRules, rng: random.Random) -
     if q.type == "single" and len(keys) > rules.max_options:
         wrong = [k for k in keys if k not in q.answer]
         keys = list(q.answer) + rng.sample(wrong, rules.max_options - len(q.answer))
-    rng.shuffle(keys)
-    return tuple(keys)
+    # One draw from the precomputed permutations instead of a shuffle in Python, which cost
+    # most of a quiz start's assembly time.
+    return tuple(keys[i] for i in rng.choice(_PERMUTATIONS[len(keys)]))
+
+
+_PERMUTATIONS = [list(itertools.permutations(range(n))) for n in range(7)]  # up to 6 options
 
 
 def expected_facility(question: PublishedQuestion, facility: dict[str, float]) -> float:

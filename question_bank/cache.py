@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -80,6 +81,9 @@ def _published_view(doc: Document) -> PublishedQuestion | None:
     )
 
 
+_GENERATIONS = itertools.count(1)
+
+
 @dataclass
 class BankCache:
     poll_interval: float = 0.2
@@ -90,8 +94,9 @@ class BankCache:
     # Observed share correct per "id:version" with enough attempts (assessment forms use it
     # to balance difficulty); refreshed with every full reload.
     facility: dict[str, float] = field(default_factory=dict)
-    # Bumped whenever the published set changes, so derived structures can be rebuilt lazily.
-    generation: int = 0
+    # Names the published set; a new number (never reused in this process, by any cache)
+    # whenever the set changes, so structures derived from it can be kept until then.
+    generation: int = field(default_factory=lambda: next(_GENERATIONS))
     _watermark: datetime | None = None
     _feed_position: bytes | None = None
     _loaded_at: float = 0.0
@@ -117,14 +122,14 @@ class BankCache:
                 self.published.pop(doc_id, None)
             else:
                 self.published[doc_id] = view
-            self.generation += 1
+            self.generation = next(_GENERATIONS)
 
     def _drop(self, doc_id: str) -> None:
         self.docs.pop(doc_id, None)
         self.search.remove(doc_id)
         self.near.remove(doc_id)
         if self.published.pop(doc_id, None) is not None:
-            self.generation += 1
+            self.generation = next(_GENERATIONS)
 
     async def load(self, db: AsyncDatabase) -> None:
         """Replace the whole snapshot with what is stored."""

@@ -46,6 +46,9 @@ STREAK_BONUS_PER_DAY = 2
 STREAK_BONUS_CAP_DAYS = 7
 MIN_SECONDS_PER_QUESTION = 2.0  # faster than this is flagged for review, never rejected
 REPEAT_WINDOW_DAYS = 30
+# Which questions and in what order is not a secret worth a fresh seed (30 µs from the OS)
+# per quiz: one generator per process.
+_RNG = random.Random()
 
 
 # ------------------------------------------------------------------ starting a quiz
@@ -126,10 +129,11 @@ async def _issue(
         ctx.bank.published.values(),
         mode=mode,
         group=group,
-        rng=random.Random(),
+        rng=_RNG,
         topic=topic,
         recently_answered=answered,
         weak_topics=weak,
+        generation=ctx.bank.generation,
     )
     if not served:
         raise Conflict("该主题暂时没有可用的题目，请换一个主题", code="no_questions")

@@ -123,3 +123,31 @@ def test_elderly_rules_drop_options_but_keep_the_answer() -> None:
         assert all(s.question.type != "multiple" for s in served)
         for s in served:
             assert len(s.order) == 3 and "D" in s.order
+
+
+def test_assembly_moves_weak_topics_up_and_mixes_the_four_dimensions() -> None:
+    dimensions = ["knowledge", "method", "spirit", "application"]
+    bank = [
+        question(f"q{i}", dimension=dimensions[i % 4], topic="农业" if i % 8 < 4 else "健康")
+        for i in range(80)
+    ]
+    for seed in range(10):
+        served = assemble(
+            bank, mode="practice", group="farmer", rng=random.Random(seed), weak_topics=("农业",)
+        )
+        assert {s.question.topic for s in served} == {"农业"}
+        counts = [sum(s.question.dimension == d for s in served) for d in dimensions]
+        assert counts == [3, 3, 2, 2]
+        assert all(len(s.order) == 4 and sorted(s.order) == list("ABCD") for s in served)
+
+
+def test_assembly_reuses_its_arrangement_only_for_the_same_bank_generation() -> None:
+    first = [question(f"a{i}", dimension=d) for i, d in enumerate(["knowledge", "method"] * 5)]
+    second = [question(f"b{i}", dimension=d) for i, d in enumerate(["spirit", "method"] * 5)]
+    rng = random.Random(4)
+    served = assemble(first, mode="daily", group=None, rng=rng, generation=101)
+    assert {s.question.id[0] for s in served} == {"a"}
+    again = assemble(second, mode="daily", group=None, rng=rng, generation=101)
+    assert {s.question.id[0] for s in again} == {"a"}, "same generation: same arrangement"
+    changed = assemble(second, mode="daily", group=None, rng=rng, generation=102)
+    assert {s.question.id[0] for s in changed} == {"b"}
