@@ -474,9 +474,9 @@ async def _after_stored(
     wrong = sorted({questions[i["question_id"]].topic for i in items if i["mark"] < 1})
     done = []
     if doc["mode"] == "daily":
-        done.append((f"daily_done:{user_id}:{doc['periods']['day']}", 2 * 86400))
+        done.append(("daily_done", doc["periods"]["day"], 2 * 86400))
     if doc["mode"] == "contest":
-        done.append((f"contest_done:{user_id}:{doc['periods'][ctx.contest_window]}", 40 * 86400))
+        done.append(("contest_done", doc["periods"][ctx.contest_window], 40 * 86400))
     await safe_redis(
         storage.record_progress(
             ctx.kv,
@@ -484,7 +484,7 @@ async def _after_stored(
             answered=[i["question_id"] for i in items],
             wrong_topics=wrong,
             at=time.time(),
-            done_keys=done,
+            done=done,
         ),
         None,
     )

@@ -58,26 +58,34 @@ async def anonymise_attempts(db: AsyncDatabase, user_id: str) -> None:
 
 
 # ------------------------------------------------------------------ residents' quiz state in Redis
+# A resident's quiz state shares one hash-tag group (`{<prefix>u:<user_id>}:<name>...`), so
+# a quiz start's reads and a submit's writes go to one Redis Cluster node in one round trip,
+# and MGET / DEL over them work there. The streak keeps its untagged name: it is used alone,
+# and renaming it would reset every resident's streak once (it exists only in Redis).
+
+
+def _resident_key(kv: Kv, user_id: str, name: str, *parts: str) -> str:
+    return kv.tagged(f"u:{user_id}", name, *parts)
 
 
 async def get_daily(kv: Kv, user_id: str, day: str) -> tuple[str | None, bool]:
     """The quiz id issued today (if any) and whether today's daily quiz is done."""
     issued, done = await kv.redis.mget(
-        kv.key("daily", user_id, day), kv.key("daily_done", user_id, day)
+        _resident_key(kv, user_id, "daily", day), _resident_key(kv, user_id, "daily_done", day)
     )
     return (text(issued) if issued else None), bool(done)
 
 
 async def remember_daily(kv: Kv, user_id: str, day: str, quiz_id: str, ttl: int) -> str:
     """Keep the first daily quiz issued today (SET NX), so two taps get the same quiz."""
-    key = kv.key("daily", user_id, day)
+    key = _resident_key(kv, user_id, "daily", day)
     await kv.redis.set(key, quiz_id, ex=ttl, nx=True)
     stored = await kv.redis.get(key)
     return text(stored) if stored else quiz_id
 
 
 async def contest_done(kv: Kv, user_id: str, window: str) -> bool:
-    return bool(await kv.redis.exists(kv.key("contest_done", user_id, window)))
+    return bool(await kv.redis.exists(_resident_key(kv, user_id, "contest_done", window)))
 
 
 async def recent_history(
@@ -85,8 +93,8 @@ async def recent_history(
 ) -> tuple[frozenset[str], tuple[str, ...]]:
     """Questions answered since `since` and the topics answered wrong most recently."""
     async with kv.redis.pipeline(transaction=False) as pipe:
-        pipe.zrangebyscore(kv.key("answered", user_id), since, "+inf")
-        pipe.zrevrange(kv.key("wrong_topics", user_id), 0, 2)
+        pipe.zrangebyscore(_resident_key(kv, user_id, "answered"), since, "+inf")
+        pipe.zrevrange(_resident_key(kv, user_id, "wrong_topics"), 0, 2)
         answered, weak = await pipe.execute()
     return frozenset(a.decode() for a in answered), tuple(t.decode() for t in weak)
 
@@ -98,16 +106,19 @@ async def record_progress(
     answered: list[str],
     wrong_topics: list[str],
     at: float,
-    done_keys: list[tuple[str, int]],
+    done: list[tuple[str, str, int]],
 ) -> None:
+    """What a stored attempt leaves behind; `done` holds (marker, period, TTL) triples such
+    as ("daily_done", today, two days)."""
+    answered_key = _resident_key(kv, user_id, "answered")
     async with kv.redis.pipeline(transaction=False) as pipe:
         if answered:
-            pipe.zadd(kv.key("answered", user_id), dict.fromkeys(answered, at))
-            pipe.zremrangebyscore(kv.key("answered", user_id), "-inf", at - 31 * 86400)
+            pipe.zadd(answered_key, dict.fromkeys(answered, at))
+            pipe.zremrangebyscore(answered_key, "-inf", at - 31 * 86400)
         for topic in wrong_topics:
-            pipe.zadd(kv.key("wrong_topics", user_id), {topic: at})
-        for key, ttl in done_keys:
-            pipe.set(kv.key(key), "1", ex=ttl)
+            pipe.zadd(_resident_key(kv, user_id, "wrong_topics"), {topic: at})
+        for marker, period, ttl in done:
+            pipe.set(_resident_key(kv, user_id, marker, period), "1", ex=ttl)
         await pipe.execute()
 
 
@@ -122,9 +133,9 @@ async def set_streak(kv: Kv, user_id: str, day: str, count: int) -> None:
 
 
 async def forget_user_state(kv: Kv, user_id: str) -> None:
-    await kv.redis.delete(
-        *(kv.key(name, user_id) for name in ("answered", "wrong_topics", "streak"))
-    )
+    tagged = (_resident_key(kv, user_id, name) for name in ("answered", "wrong_topics"))
+    await kv.redis.delete(*tagged)
+    await kv.redis.delete(kv.key("streak", user_id))
     await remove_from_boards(kv, user_id)
 
 

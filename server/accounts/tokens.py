@@ -35,11 +35,19 @@ async def issue_token(kv: Kv, *, user_id: str, role: str, ttl_seconds: int) -> I
     token = secrets.token_urlsafe(32)
     digest = _token_hash(token)
     expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+    # One transaction per key, each writing its key with the expiry, so neither outlives
+    # its TTL. Not one transaction for both: a token is looked up by its digest alone, so it
+    # can't share the resident's Redis Cluster slot. The index comes first: a process dying
+    # in between leaves a digest with no token (harmless), never a live token that
+    # revoke_all_tokens can't find.
+    index = kv.key("user_tokens", user_id)
+    async with kv.redis.pipeline(transaction=True) as pipe:
+        pipe.sadd(index, digest)
+        pipe.expire(index, ttl_seconds)
+        await pipe.execute()
     async with kv.redis.pipeline(transaction=True) as pipe:
         pipe.hset(kv.key("token", digest), mapping={"user_id": user_id, "role": role})
         pipe.expire(kv.key("token", digest), ttl_seconds)
-        pipe.sadd(kv.key("user_tokens", user_id), digest)
-        pipe.expire(kv.key("user_tokens", user_id), ttl_seconds)
         await pipe.execute()
     return IssuedToken(token=token, expires_at=expires_at.replace(microsecond=0))
 
@@ -61,9 +69,16 @@ async def revoke_token(kv: Kv, principal: Principal) -> None:
 
 
 async def revoke_all_tokens(kv: Kv, user_id: str) -> None:
-    digests = await kv.redis.smembers(kv.key("user_tokens", user_id))
-    keys = [kv.key("token", text(d)) for d in digests]
-    await kv.redis.delete(*keys, kv.key("user_tokens", user_id))
+    index = kv.key("user_tokens", user_id)
+    digests = await kv.redis.smembers(index)
+    # One DEL per token (they are spread over a cluster's slots), in one round trip per
+    # node; the index only after they are gone, so a failure half-way can be retried.
+    if digests:
+        async with kv.redis.pipeline(transaction=False) as pipe:
+            for digest in digests:
+                pipe.delete(kv.key("token", text(digest)))
+            await pipe.execute()
+    await kv.redis.delete(index)
 
 
 def _scrypt(password: str, salt: bytes) -> bytes:

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
+
+# One Redis server, or a Redis Cluster (REDIS_CLUSTER=true). Storage modules use commands
+# both accept; a command touching several keys (MGET, DEL of many, a transaction, a script)
+# must keep them in one slot, i.e. in one `tagged` group, to run on a cluster.
+RedisClient = Redis | RedisCluster
 
 
 @dataclass(frozen=True)
 class Kv:
-    redis: Redis
+    redis: RedisClient
     prefix: str
 
     def key(self, *parts: str | int) -> str:

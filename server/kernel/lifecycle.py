@@ -12,11 +12,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 
 from server.kernel import store
 from server.kernel.keys import DB, HTTP, KV, MONGO_CLIENT, SETTINGS
-from server.kernel.kv import Kv
+from server.kernel.kv import Kv, RedisClient
 from server.kernel.schema import bootstrap
 
 log = logging.getLogger(__name__)
@@ -36,23 +36,54 @@ async def mongo(app: web.Application) -> AsyncIterator[None]:
 
 async def redis(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    opened = _cluster if settings.redis_cluster else _single_server
+    async with opened(settings.redis_url) as client:
+        app[KV] = Kv(client, settings.redis_prefix)
+        yield
+
+
+# Connections per process (on a cluster, per process and node); the rate limit and the
+# request concurrency keep far below it.
+REDIS_CONNECTIONS = 256
+
+
+@contextlib.asynccontextmanager
+async def _single_server(url: str) -> AsyncIterator[RedisClient]:
     # A blocking pool: under a burst, requests wait briefly for a connection instead of
     # failing with "too many connections".
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=256,
+        url,
+        max_connections=REDIS_CONNECTIONS,
         timeout=5,
         socket_timeout=10,
         socket_connect_timeout=3,
         health_check_interval=15,
     )
     client = Redis(connection_pool=pool)
-    app[KV] = Kv(client, settings.redis_prefix)
     try:
-        yield
+        yield client
     finally:
         await client.aclose()
         await pool.aclose()  # a pool passed in explicitly is not closed by the client
+
+
+@contextlib.asynccontextmanager
+async def _cluster(url: str) -> AsyncIterator[RedisClient]:
+    """A Redis Cluster client: it learns the slot map from the node in the URL (and keeps
+    it current) and sends each command to the node owning its key's slot. Its pool per node
+    does not wait when every connection is busy: it raises MaxConnectionsError, a
+    ConnectionError, so such a request gets 503 like any Redis outage."""
+    client = RedisCluster.from_url(
+        url,
+        max_connections=REDIS_CONNECTIONS,
+        socket_timeout=10,
+        socket_connect_timeout=3,
+        health_check_interval=15,
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 async def http_session(app: web.Application) -> AsyncIterator[None]:

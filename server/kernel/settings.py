@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     mongodb_uri: str = "mongodb://127.0.0.1:27017/"
     mongodb_db: str = Field(default="science_literacy", pattern=r"^[A-Za-z0-9_-]{1,60}$")
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # REDIS_URL names one node of a Redis Cluster (the client discovers the others); the
+    # URL's database must be 0 then.
+    redis_cluster: bool = False
     # Every Redis key starts with this, so several deployments (or tests) can share a server.
     redis_prefix: str = Field(default="sl:", max_length=40)
 
