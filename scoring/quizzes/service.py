@@ -183,7 +183,7 @@ async def submit_quiz(
     if now.timestamp() > ticket.deadline + SUBMIT_GRACE_SECONDS:
         stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
         if stored is not None:  # a late retry of a submit that was accepted in time
-            await _finish_cells(ctx, stored)
+            await _settle_replay(ctx, stored)
             return await result_view(ctx, stored)
         raise QuizExpired()
     chosen = _validate_answers(ticket, answers)
@@ -196,14 +196,27 @@ async def submit_quiz(
         # result is returned unchanged (it is the one the points were awarded for).
         stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
         if stored is not None:
-            await _finish_cells(ctx, stored)
+            await _settle_replay(ctx, stored)
             return await result_view(ctx, stored)
         if ticket.mode == "assessment":
             raise assessments.AssessmentDone()
         raise AlreadyDone("本期答题已完成，不能重复提交")
+    # Stored: its effects run to the end even if the client hangs up or the deadline
+    # passes meanwhile (a cancelled request would otherwise leave them half done).
+    await asyncio.shield(_settle(ctx, doc, questions))
+    return await result_view(ctx, doc)
+
+
+async def _settle(ctx: QuizContext, doc: Document, questions: dict[str, PublishedQuestion]) -> None:
     await _finish_cells(ctx, doc)
     await _after_stored(ctx, doc, questions)
-    return await result_view(ctx, doc)
+
+
+async def _settle_replay(ctx: QuizContext, stored: Document) -> None:
+    """A retry of a stored attempt finishes what its first submit may not have (a crash or a
+    lost connection in between): the cells and the boards each take an attempt once."""
+    await _finish_cells(ctx, stored)
+    await safe_redis(_award(ctx, stored), None)
 
 
 async def _finish_cells(ctx: QuizContext, attempt: Document) -> None:

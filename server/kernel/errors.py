@@ -80,3 +80,15 @@ class ServiceUnavailable(ApiError):
     status = 503
     code = "service_unavailable"
     message = "服务暂时不可用，请稍后再试"
+
+
+class DeadlineExceeded(ApiError):
+    """The request ran past its deadline: answered, so no client waits without end; whatever
+    it had already stored stays stored, and a retry finds it."""
+
+    status = 503
+    code = "deadline_exceeded"
+    message = "服务器繁忙，请稍后重试"
+
+    def __init__(self, retry_after: int = 2, message: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)}, **kwargs)
