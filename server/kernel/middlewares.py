@@ -56,11 +56,15 @@ async def error_middleware(request: web.Request, handler: MiddlewareHandler) -> 
     started = time.perf_counter()
     try:
         response = await _handle(request, handler)
-    except (asyncio.CancelledError, ConnectionResetError):
-        # The client went away (or the server is stopping): not a server error, and nobody
-        # is left to answer. Work already stored stays stored.
-        _log_access(request, 499, started)
+    except asyncio.CancelledError:
+        _log_access(request, 499, started)  # the server is stopping, or the client left
         raise
+    except ConnectionResetError:
+        # The client went away while we read its body or wrote to it: not a server error.
+        # Nobody is left to read an answer (aiohttp drops it quietly); work already stored
+        # stays stored, and a retry finds it.
+        _log_access(request, 499, started)
+        return web.Response(status=499)
     response.headers["X-Request-ID"] = request_id
     _log_access(request, response.status, started)
     return response
@@ -70,7 +74,10 @@ async def _handle(request: web.Request, handler: MiddlewareHandler) -> web.Strea
     try:
         return await handler(request)
     except ConnectionResetError:
-        raise  # the client disconnected while we read its body or wrote the answer
+        if _client_gone(request):
+            raise
+        log.exception("unhandled error", extra={"request_id": request[REQUEST_ID]})
+        return json_response(error_body("internal_error", "服务器内部错误，请稍后再试"), status=500)
     except ApiError as error:
         return json_response(
             error_body(error.code, error.message, error.details),
@@ -99,6 +106,11 @@ async def _handle(request: web.Request, handler: MiddlewareHandler) -> web.Strea
     except Exception:
         log.exception("unhandled error", extra={"request_id": request[REQUEST_ID]})
         return json_response(error_body("internal_error", "服务器内部错误，请稍后再试"), status=500)
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _log_access(request: web.Request, status: int, started: float) -> None:

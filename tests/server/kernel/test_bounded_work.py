@@ -18,11 +18,11 @@ from server.kernel.middlewares import error_middleware
 from tests.factories import auth, correct_answers, resident
 
 
-async def send_and_hang_up(client: Any, raw: bytes) -> None:
+async def send_and_hang_up(client: Any, raw: bytes, *, wait: float = 0.2) -> None:
     reader, writer = await asyncio.open_connection(client.host, client.port)
     writer.write(raw)
     await writer.drain()
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(wait)
     writer.close()
     await writer.wait_closed()
     del reader
@@ -51,6 +51,25 @@ async def test_a_body_cut_off_midway_is_a_disconnect_not_a_server_error(
     no_server_error(caplog)
     statuses = [getattr(r, "status", None) for r in caplog.records if r.name == "server.access"]
     assert 499 in statuses
+
+
+async def test_requests_whose_clients_hang_up_at_once_log_no_server_error(
+    resident_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The whole request arrives, then the connection drops before the handler has read the
+    body (wrk does this at the end of every run; so does a phone going out of signal)."""
+    token = await resident(resident_client, "gone")
+    caplog.set_level(logging.INFO)
+    body = b'{"mode": "practice"}'
+    request = (
+        b"POST /api/v1/quizzes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await asyncio.gather(*(send_and_hang_up(resident_client, request, wait=0) for _ in range(40)))
+    await asyncio.sleep(0.5)
+    no_server_error(caplog)
+    assert (await resident_client.get("/healthz")).status == 200
 
 
 async def test_a_submit_whose_client_hangs_up_is_stored_once(
