@@ -31,7 +31,12 @@ lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy server question_bank scoring content
 
+# wrk against the running service: one process (the targets are for one), then one per core
+# (the scaling); then what wrk can't drive (imports, publish propagation, statistics, whole
+# resident flows on durable storage).
 bench: setup
+	$(PY) -m scripts.bench_wrk --workers 1
+	$(PY) -m scripts.bench_wrk --workers $$(nproc) --duration 5
 	$(PY) -m scripts.bench
 	$(PY) -m scripts.bench_residents
 	$(PY) -m scripts.bench_residents --durable

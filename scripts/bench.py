@@ -234,10 +234,6 @@ def main() -> None:
         asyncio.run(question_bank(services))
     print(f"(backend: {services.mongo.name}; machine: shared 2-core)")
     articles()
-    print("== quizzes ==")
-    from scripts import bench_quiz
-
-    bench_quiz.main()
     print("== statistics ==")
     from scripts import bench_stats
 
