@@ -25,4 +25,8 @@ USER app
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD python -c "import os,urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\",\"8080\")}/healthz', timeout=2)" || exit 1
+# A master and one worker process per CPU this container may use: its CPU affinity, capped by a
+# cgroup v2 CPU quota (`--cpus`, a Kubernetes limit); os.cpu_count() would see the host's.
+# Under a cgroup v1 quota, or to choose, set WEB_CONCURRENCY=N (or append `--workers N`).
+# SIGTERM (docker stop) drains in-flight requests for up to 30 s: give `docker stop -t 45`.
 CMD ["python", "-m", "server", "serve"]

@@ -347,6 +347,7 @@ def run_demo() -> int:
     env_file = _write_env(services)
     env = {**os.environ, "MONGODB_URI": services.mongo.url, "REDIS_URL": services.redis.url}
     env.setdefault("APP_ENV", "development")
+    env.setdefault("WEB_CONCURRENCY", "1")  # the demo: one process, one log, quick to start
     print(f"harness: MongoDB at {services.mongo.url}, Redis at {services.redis.url} ({env_file})")
     try:
         subprocess.run([sys.executable, "-m", "server", "seed-demo"], env=env, check=True, cwd=ROOT)

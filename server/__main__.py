@@ -1,4 +1,4 @@
-"""Command line: `python -m server serve | create-user | seed-demo | rebuild-stats`."""
+"""Command line: `python -m server serve [--workers N] | create-user | seed-demo | rebuild-stats`."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from aiohttp import web
 from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from scoring.quizzes import service as quiz_service
+from server import workers
 from server.accounts import service as users
-from server.app import create_app
 from server.kernel import store
 from server.kernel.errors import ApiError
 from server.kernel.logs import configure_logging
@@ -44,10 +43,17 @@ async def database(settings: Settings) -> AsyncIterator[AsyncDatabase]:
         await client.close()
 
 
-def serve(settings: Settings, _args: argparse.Namespace) -> None:
-    web.run_app(
-        create_app(settings), host=settings.host, port=settings.port, access_log=None, print=None
-    )
+def serve(settings: Settings, args: argparse.Namespace) -> None:
+    count = args.workers
+    if count is None:
+        try:
+            count = workers.default_count()
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            raise SystemExit(2) from None
+    status = workers.serve(settings, count)
+    if status:
+        raise SystemExit(status)
 
 
 def create_user(settings: Settings, args: argparse.Namespace) -> None:
@@ -97,10 +103,23 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[None] | N
 }
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m server")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="start the HTTP server")
+    serve_parser = sub.add_parser("serve", help="start the HTTP server")
+    serve_parser.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="worker processes (default: WEB_CONCURRENCY, else the CPUs this process may use); "
+        "1 serves in this process, more start a master that restarts them",
+    )
     create = sub.add_parser("create-user", help="create a staff user; password on standard input")
     create.add_argument("--username", required=True)
     create.add_argument("--role", required=True, choices=["editor", "analyst", "admin"])
