@@ -87,17 +87,22 @@ async def read_by(kv: Kv, user_id: str) -> set[str]:
     return {text(a) for a in await kv.redis.smembers(kv.key("read", user_id))}
 
 
+# Take the pending counts and clear them in one step: with a read followed by a subtraction,
+# two processes folding at once (every worker folds, and all do at shutdown) took the same
+# counts and MongoDB counted them twice.
+_TAKE_ALL = """
+local pending = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return pending
+"""
+
+
 async def take_pending_views(kv: Kv) -> dict[str, int]:
-    """Pending view counts, subtracted from Redis as they are taken (increments that arrive
-    meanwhile stay for the next fold)."""
-    pending = await kv.redis.hgetall(kv.key("articles:views_pending"))
-    counts = {text(k): int(v) for k, v in pending.items() if int(v)}
-    if counts:
-        async with kv.redis.pipeline(transaction=True) as pipe:
-            for article_id, count in counts.items():
-                pipe.hincrby(kv.key("articles:views_pending"), article_id, -count)
-            await pipe.execute()
-    return counts
+    """Pending view counts, taken out of Redis atomically (increments that arrive afterwards
+    stay for the next fold)."""
+    flat = await kv.redis.eval(_TAKE_ALL, 1, kv.key("articles:views_pending"))
+    pairs = zip(flat[::2], flat[1::2], strict=True)
+    return {text(article_id): int(count) for article_id, count in pairs if int(count)}
 
 
 async def add_views(db: AsyncDatabase, counts: dict[str, int]) -> None:

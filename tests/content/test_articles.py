@@ -3,8 +3,11 @@ search ranking, view counts, suggestions and recommendations after a quiz."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
+
+from bson import ObjectId
 
 from content.cache import fold_views
 from content.keys import ARTICLES
@@ -148,6 +151,20 @@ async def test_views_are_counted_in_redis_and_folded_into_mongodb(resident_clien
     stored = await resident_client.app[DB]["articles"].find_one({"views": 3})
     assert str(stored["_id"]) == some
     assert await fold_views(resident_client.app[DB], resident_client.app[KV]) == 0
+
+
+async def test_views_folded_by_several_processes_at_once_are_counted_once(
+    resident_client: Any,
+) -> None:
+    """Every worker folds (and all of them at shutdown): concurrent folds share the counts."""
+    some = next(iter(resident_client.app[ARTICLES].published))
+    for _ in range(40):
+        assert (await resident_client.get(f"{PUBLIC}/{some}")).status == 200
+    db, kv = resident_client.app[DB], resident_client.app[KV]
+    folded = await asyncio.gather(*(fold_views(db, kv) for _ in range(8)))
+    assert sum(folded) == 40
+    stored = await db["articles"].find_one({"_id": ObjectId(some)})
+    assert stored["views"] == 40
 
 
 async def test_suggestions_come_from_popular_searches_that_find_something(
