@@ -55,7 +55,7 @@ async def start(ctx: QuizContext, *, user: Document, channel: str | None, now: d
             return resumed
     quiz_id = issue(ctx, user=user, channel=channel, now=now)
     kept = await storage.claim_assessment(ctx.db, user_id, month, quiz_id, replacing=held)
-    return quiz_view(ctx.bank, tickets.decode(kept, ctx.signing_key), kept)
+    return quiz_view(ctx.bank, ctx.ticket(kept), kept)
 
 
 async def _resume(ctx: QuizContext, held: str, open_after: float) -> Document | None:
@@ -64,7 +64,7 @@ async def _resume(ctx: QuizContext, held: str, open_after: float) -> Document | 
     since been edited and can't be shown)."""
 
     try:
-        ticket = tickets.decode(held, ctx.signing_key)
+        ticket = ctx.ticket(held)
     except tickets.InvalidTicket:
         return None
     if await storage.get_attempt(ctx.db, ticket.attempt_id) is not None:

@@ -56,6 +56,11 @@ class QuizContext:
     partial_credit: str
     articles: ArticleCache
     boards: Leaderboards
+    previous_keys: tuple[bytes, ...] = ()  # still accepted while a rotated-out key expires
+
+    def ticket(self, quiz_id: str) -> tickets.Ticket:
+        """The ticket a quiz id carries (signed with the current or a previous key)."""
+        return tickets.decode(quiz_id, self.signing_key, *self.previous_keys)
 
 
 def quiz_view(bank: BankCache, ticket: tickets.Ticket, quiz_id: str) -> Document:

@@ -22,7 +22,7 @@ from server.accounts.keys import on_erase
 from server.kernel.http import caller_id, endpoint, json_response
 from server.kernel.keys import DB, KV, PRINCIPAL, SETTINGS
 from server.kernel.models import PageQuery
-from server.kernel.settings import quiz_signing_key
+from server.kernel.settings import previous_quiz_signing_keys, quiz_signing_key
 
 RESIDENT = ("resident",)
 
@@ -39,6 +39,7 @@ def quiz_context(app: web.Application) -> flow.QuizContext:
         partial_credit=settings.multiple_choice_partial_credit,
         articles=app[ARTICLES],
         boards=app[LEADERBOARDS],
+        previous_keys=previous_quiz_signing_keys(settings),
     )
 
 

@@ -91,7 +91,7 @@ async def _daily(
         raise AlreadyDone("今天的每日答题已完成，明天再来吧")
     if issued:
         try:
-            ticket = tickets.decode(issued, ctx.signing_key)
+            ticket = ctx.ticket(issued)
             if ticket.deadline + SUBMIT_GRACE_SECONDS > now.timestamp():
                 return quiz_view(ctx.bank, ticket, issued)
         except tickets.InvalidTicket:
@@ -107,7 +107,7 @@ async def _daily(
             quiz["quiz_id"],
         )
         if kept != quiz["quiz_id"]:
-            return quiz_view(ctx.bank, tickets.decode(kept, ctx.signing_key), kept)
+            return quiz_view(ctx.bank, ctx.ticket(kept), kept)
     return quiz
 
 
@@ -174,7 +174,7 @@ async def submit_quiz(
 ) -> Document:
     user_id = str(user["_id"])
     try:
-        ticket = tickets.decode(quiz_id, ctx.signing_key)
+        ticket = ctx.ticket(quiz_id)
     except tickets.InvalidTicket:
         raise QuizNotFound() from None
     if ticket.user_id != user_id:

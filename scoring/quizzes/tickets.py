@@ -88,14 +88,17 @@ def encode(ticket: Ticket, key: bytes) -> str:
     return base64.urlsafe_b64encode(bytes(body) + mac).rstrip(b"=").decode()
 
 
-def decode(quiz_id: str, key: bytes) -> Ticket:
+def decode(quiz_id: str, key: bytes, *previous: bytes) -> Ticket:
+    """The ticket, if signed with `key` or with one of the `previous` keys (a key being
+    rotated out: quizzes issued before the rotation stay valid until they expire)."""
     try:
         raw = base64.urlsafe_b64decode(quiz_id + "=" * (-len(quiz_id) % 4))
     except (ValueError, TypeError):
         raise InvalidTicket("not base64") from None
     body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-    if len(raw) <= _MAC_BYTES or not hmac.compare_digest(
-        mac, hmac.new(key, body, hashlib.sha256).digest()[:_MAC_BYTES]
+    if len(raw) <= _MAC_BYTES or not any(
+        hmac.compare_digest(mac, hmac.new(k, body, hashlib.sha256).digest()[:_MAC_BYTES])
+        for k in (key, *previous)
     ):
         raise InvalidTicket("bad signature")
     try:

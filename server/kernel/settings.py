@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # Signs quiz tickets (the quiz id), so a quiz survives a Redis restart. All app processes
     # of a deployment must share it.
     quiz_signing_key: SecretStr = SecretStr("")
+    # The key being rotated out: quizzes signed with it are still accepted (set it to the old
+    # key when changing QUIZ_SIGNING_KEY; remove it once the longest quiz has expired).
+    quiz_signing_key_previous: SecretStr = SecretStr("")
     # One contest attempt per resident per window: "week" (ISO week) or "month".
     contest_window: Literal["week", "month"] = "week"
     # Multiple choice: "none" = full marks for the exact set only; "subset_half" = half a mark
@@ -71,6 +74,9 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "QUIZ_SIGNING_KEY must be set (32+ random characters) in production"
                 )
+            previous = self.quiz_signing_key_previous.get_secret_value()
+            if previous and len(previous) < 32:
+                raise ValueError("QUIZ_SIGNING_KEY_PREVIOUS, when set, must have 32+ characters")
         return self
 
     @property
@@ -85,6 +91,11 @@ def describe_validation_error(error: ValidationError) -> str:
         name = "_".join(str(part) for part in item["loc"]).upper() or "SETTINGS"
         lines.append(f"{name}: {item['msg']}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def previous_quiz_signing_keys(settings: Settings) -> tuple[bytes, ...]:
+    previous = settings.quiz_signing_key_previous.get_secret_value()
+    return (previous.encode(),) if previous else ()
 
 
 def quiz_signing_key(settings: Settings) -> bytes:

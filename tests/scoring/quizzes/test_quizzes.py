@@ -7,6 +7,8 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from question_bank.keys import BANK
 from scoring.quizzes import tickets
 from server.kernel.keys import DB, KV, SETTINGS
@@ -300,3 +302,36 @@ async def test_300_residents_submitting_at_once_are_all_stored_once(resident_cli
     )
     assert board.status == 200
     assert (await board.json())["total"] == 300
+
+
+async def test_rotating_the_signing_key_keeps_quizzes_in_flight_valid(
+    resident_client: Any, client_for: Any, services: Any, wechat: Any
+) -> None:
+    """A quiz started before QUIZ_SIGNING_KEY changes can still be submitted while the old key
+    is QUIZ_SIGNING_KEY_PREVIOUS; new quizzes are signed with the new key; without the
+    previous key the old quiz is unknown (404), like a forged one."""
+    from tests.conftest import make_settings
+
+    token = await resident(resident_client, "rotate")
+    old_quiz = await (await start(resident_client, token, mode="practice")).json()
+    old_key = resident_client.app[SETTINGS].quiz_signing_key.get_secret_value()
+    new_key = "rotated-quiz-signing-key-" + "n" * 32
+    base = {"wechat_api_base": wechat.url, "mongodb_db": resident_client.app[SETTINGS].mongodb_db}
+    base["redis_prefix"] = resident_client.app[SETTINGS].redis_prefix
+    rotated = await client_for(
+        make_settings(services, quiz_signing_key=new_key, quiz_signing_key_previous=old_key, **base)
+    )
+    await rotated.app[BANK].load(rotated.app[DB])
+    without_previous = await client_for(make_settings(services, quiz_signing_key=new_key, **base))
+    await without_previous.app[BANK].load(without_previous.app[DB])
+
+    answers = {"answers": correct_answers(resident_client, old_quiz)}
+    path = f"{QUIZZES}/{old_quiz['quiz_id']}/submit"
+    refused = await without_previous.post(path, json=answers, headers=auth(token))
+    assert refused.status == 404
+    accepted = await rotated.post(path, json=answers, headers=auth(token))
+    assert accepted.status == 200 and (await accepted.json())["score"] == 100
+    new_quiz = await (await start(rotated, token, mode="practice")).json()
+    with pytest.raises(tickets.InvalidTicket):
+        tickets.decode(new_quiz["quiz_id"], old_key.encode())
+    assert tickets.decode(new_quiz["quiz_id"], new_key.encode()).user_id
