@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from question_bank import importing, service
 from question_bank.keys import BANK
@@ -143,6 +144,22 @@ async def _read_upload(request: web.Request) -> tuple[str, bytes]:
             "请以 multipart/form-data 上传，字段名为 file",
             details=[{"field": "file", "message": "缺少文件"}],
         )
+    try:
+        found = await _file_part(request)
+    except (ValueError, KeyError, AssertionError, HttpProcessingError):
+        # aiohttp's multipart reader raises these for a missing boundary or a broken body.
+        raise ValidationFailed(
+            "上传内容不是有效的 multipart/form-data（缺少 boundary 或格式损坏），请重新选择文件上传",
+            details=[{"field": "file", "message": "上传格式有误"}],
+        ) from None
+    if found is not None:
+        return found
+    raise ValidationFailed(
+        "缺少上传文件（字段名 file）", details=[{"field": "file", "message": "缺少文件"}]
+    )
+
+
+async def _file_part(request: web.Request) -> tuple[str, bytes] | None:
     reader = await request.multipart()
     async for part in reader:
         if isinstance(part, BodyPartReader) and part.name == "file":
@@ -152,9 +169,7 @@ async def _read_upload(request: web.Request) -> tuple[str, bytes]:
                 if len(data) > importing.MAX_BYTES:
                     raise PayloadTooLarge("文件超过 10 MiB，请拆分后分批导入")
             return part.filename or "", bytes(data)
-    raise ValidationFailed(
-        "缺少上传文件（字段名 file）", details=[{"field": "file", "message": "缺少文件"}]
-    )
+    return None
 
 
 @endpoint(roles=WRITERS, query=ImportQuery, response=ImportResult, tag="questions")

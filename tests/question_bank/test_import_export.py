@@ -186,6 +186,26 @@ async def test_missing_columns_and_bad_files_are_422(client: Any, staff: Any) ->
     assert (await upload(client, staff.editor, "q.json", b"{broken")).status == 422
 
 
+async def test_a_multipart_request_without_boundary_or_with_a_broken_body_is_422(
+    client: Any, staff: Any
+) -> None:
+    """Found by schemathesis: multipart/form-data without a boundary answered 500."""
+    for content_type, body in (
+        ("multipart/form-data", b"file=abc"),
+        ("multipart/form-data; boundary=xyz", b"--xyz\r\nnot a part header\r\n"),
+        ("multipart/form-data; boundary=xyz", b"garbage without any boundary"),
+    ):
+        response = await client.post(
+            f"{BASE}/import",
+            data=body,
+            headers={**auth(staff.editor), "Content-Type": content_type},
+        )
+        assert response.status == 422, (content_type, body, response.status)
+        error = (await response.json())["error"]
+        assert error["code"] == "validation_error" and "multipart" in error["message"]
+    assert await client.app[DB]["questions"].count_documents({}) == 0
+
+
 async def test_too_many_rows_or_bytes_is_413(client: Any, staff: Any) -> None:
     lines = [COLUMNS] + [good_row(n) for n in range(20_001)]
     buffer = io.StringIO(newline="")
