@@ -344,13 +344,17 @@ def run_demo() -> int:
     # Data lives in a fixed folder and survives a restart (`make clean` removes it).
     services = start("run", root=SERVICES / "run", durable=True)
     app: subprocess.Popen[bytes] | None = None
-    env_file = _write_env(services)
     env = {**os.environ, "MONGODB_URI": services.mongo.url, "REDIS_URL": services.redis.url}
     env.setdefault("APP_ENV", "development")
     env.setdefault("WEB_CONCURRENCY", "1")  # the demo: one process, one log, quick to start
-    print(f"harness: MongoDB at {services.mongo.url}, Redis at {services.redis.url} ({env_file})")
+    print(f"harness: MongoDB at {services.mongo.url}, Redis at {services.redis.url}")
     try:
-        subprocess.run([sys.executable, "-m", "server", "seed-demo"], env=env, check=True, cwd=ROOT)
+        seeded = subprocess.run([sys.executable, "-m", "server", "seed-demo"], env=env, cwd=ROOT)
+        if seeded.returncode:
+            # The command said why (e.g. settings refused in production); no traceback here.
+            print("harness: seeding the demo county failed; stopping", file=sys.stderr)
+            return seeded.returncode
+        print(f"harness: settings for commands run beside this one in {_write_env(services)}")
         print(f"harness: serving on http://127.0.0.1:{env.get('PORT', '8080')} (Ctrl-C stops all)")
         app = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env, cwd=ROOT)
         return app.wait()
