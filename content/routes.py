@@ -14,6 +14,7 @@ from content.models import (
     SuggestQuery,
 )
 from question_bank.models import VersionBody
+from server.accounts.keys import on_erase, on_export
 from server.kernel.http import Handler, caller_id, endpoint, json_response, read_optional
 from server.kernel.keys import DB, KV, PRINCIPAL
 
@@ -131,7 +132,17 @@ async def suggest(request: web.Request, *, query: SuggestQuery) -> web.Response:
     return json_response({"items": items, "total": len(items), "page": 1, "page_size": len(items)})
 
 
+async def _export_reader(app: web.Application, user_id: str) -> tuple[str, object]:
+    return "articles_read", await service.reading_of(app[KV], app[ARTICLES], user_id)
+
+
+async def _forget_reader(app: web.Application, user_id: str) -> None:
+    await service.forget_reader(app[KV], user_id)
+
+
 def setup(app: web.Application, api: str) -> None:
+    on_export(app, _export_reader)
+    on_erase(app, _forget_reader)
     base = f"{api}/admin/articles"
     app.router.add_post(base, create_article)
     app.router.add_get(base, list_articles_admin)

@@ -342,6 +342,23 @@ async def read_by(kv: Kv, user_id: str) -> set[str]:
     return await storage.read_by(kv, user_id)
 
 
+async def reading_of(kv: Kv, cache: ArticleCache, user_id: str) -> list[Document]:
+    """The articles the resident has read (for their export), with titles where still
+    published."""
+    return [
+        {
+            "id": article_id,
+            "title": (cache.published.get(article_id) or {}).get("published", {}).get("title"),
+        }
+        for article_id in sorted(await storage.read_by(kv, user_id))
+    ]
+
+
+async def forget_reader(kv: Kv, user_id: str) -> None:
+    """Erase which articles the resident read (their account is being deleted)."""
+    await storage.forget_reader(kv, user_id)
+
+
 async def list_page(
     db: AsyncDatabase, *, status: str | None, skip: int, limit: int
 ) -> tuple[list[Document], int]:

@@ -87,6 +87,10 @@ async def read_by(kv: Kv, user_id: str) -> set[str]:
     return {text(a) for a in await kv.redis.smembers(kv.key("read", user_id))}
 
 
+async def forget_reader(kv: Kv, user_id: str) -> None:
+    await kv.redis.delete(kv.key("read", user_id))
+
+
 # Take the pending counts and clear them in one step: with a read followed by a subtraction,
 # two processes folding at once (every worker folds, and all do at shutdown) took the same
 # counts and MongoDB counted them twice.

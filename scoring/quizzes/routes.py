@@ -18,7 +18,7 @@ from scoring.quizzes.models import (
     TownshipRankingQuery,
 )
 from server.accounts import service as users
-from server.accounts.keys import on_erase
+from server.accounts.keys import on_erase, on_export
 from server.kernel.http import caller_id, endpoint, json_response
 from server.kernel.keys import DB, KV, PRINCIPAL, SETTINGS
 from server.kernel.models import PageQuery
@@ -150,8 +150,13 @@ async def _forget_resident(app: web.Application, user_id: str) -> None:
     await service.forget_resident(quiz_context(app), user_id=user_id)
 
 
+async def _export_resident(app: web.Application, user_id: str) -> tuple[str, object]:
+    return "attempts", await service.export_attempts(quiz_context(app), user_id=user_id)
+
+
 def setup(app: web.Application, api: str) -> None:
     on_erase(app, _forget_resident)
+    on_export(app, _export_resident)
     app.router.add_post(f"{api}/quizzes", start_quiz)
     app.router.add_get(f"{api}/articles/for-you", for_you)
     app.router.add_post(f"{api}/quizzes/{{quiz_id}}/submit", submit_quiz)

@@ -588,6 +588,35 @@ async def township_ranking(
     return rows
 
 
+EXPORT_PAGE = 500
+
+
+async def export_attempts(ctx: QuizContext, *, user_id: str) -> list[Document]:
+    """Every attempt of the resident for their export: what was asked (as shown), what they
+    answered, the marks and scores, newest first."""
+    exported: list[Document] = []
+    while True:
+        docs, total = await storage.user_attempts(
+            ctx.db, user_id, skip=len(exported), limit=EXPORT_PAGE
+        )
+        for doc in docs:
+            view = await result_view(ctx, doc)
+            answered = {
+                item["question_id"]: tickets_shown_keys(tuple(item["order"]), tuple(item["chosen"]))
+                for item in doc["items"]
+            }
+            for result in view["results"]:
+                result["your_answer"] = answered[result["question_id"]]
+            view.update(
+                mode=doc["mode"],
+                topic=doc.get("topic"),
+                submitted_at=doc["submitted_at"].isoformat(),
+            )
+            exported.append(view)
+        if not docs or len(exported) >= total:
+            return exported
+
+
 async def forget_resident(ctx: QuizContext, *, user_id: str) -> None:
     await storage.anonymise_attempts(ctx.db, user_id)
     await safe_redis(storage.forget_user_state(ctx.kv, user_id), None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from aiohttp import web
 from pydantic import Field
@@ -10,9 +10,10 @@ from pydantic import Field
 from server.accounts import service as users
 from server.accounts import tokens as auth
 from server.accounts import wechat
-from server.accounts.keys import ERASE_HOOKS
+from server.accounts.keys import ERASE_HOOKS, EXPORT_HOOKS
 from server.county import service as county_service
 from server.county.models import Education, Gender, Group
+from server.kernel.audit import record_access
 from server.kernel.errors import Forbidden, ValidationFailed
 from server.kernel.http import ANY_ROLE, endpoint, json_response
 from server.kernel.keys import DB, HTTP, KV, PRINCIPAL, SETTINGS
@@ -146,6 +147,26 @@ async def put_me(request: web.Request, *, body: ProfileUpdate) -> web.Response:
     return json_response(me_view(user))
 
 
+@endpoint(roles=("resident",), tag="me")
+async def export_me(request: web.Request) -> web.Response:
+    """A copy of everything held about the resident (PIPL): account, profile, answers, reading."""
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    db = request.app[DB]
+    user = await users.get_or_raise(db, user_id=principal.user_id)
+    export: dict[str, object] = {
+        "exported_at": datetime.now(UTC).isoformat(),
+        "account": users.export_view(user),
+    }
+    for section in request.app.get(EXPORT_HOOKS, []):
+        name, content = await section(request.app, principal.user_id)
+        export[name] = content
+    await record_access(
+        db, actor=principal.user_id, role="resident", action="export", subject=principal.user_id
+    )
+    return json_response(export, headers={"Cache-Control": "no-store"})
+
+
 @endpoint(roles=("resident",), status=204, tag="me")
 async def delete_me(request: web.Request) -> web.Response:
     """Delete the resident's account: personal data erased, answers kept only anonymously."""
@@ -163,5 +184,6 @@ def setup(app: web.Application, api: str) -> None:
     app.router.add_get(f"{api}/me", get_me)
     app.router.add_put(f"{api}/me", put_me)
     app.router.add_delete(f"{api}/me", delete_me)
+    app.router.add_get(f"{api}/me/export", export_me)
     app.router.add_post(f"{api}/auth/staff", staff_login)
     app.router.add_post(f"{api}/auth/logout", logout)

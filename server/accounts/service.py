@@ -82,6 +82,24 @@ def public_view(user: Document) -> Document:
     return view
 
 
+def export_view(user: Document) -> Document:
+    """The account as its owner may see it: no token, session key or password hash; the WeChat
+    ids are named only as linked (they are WeChat's identifiers of the person, not ours)."""
+    return {
+        "id": str(user["_id"]),
+        "role": user["role"],
+        "created_at": _iso(user.get("created_at")),
+        "last_login_at": _iso(user.get("last_login_at")),
+        "profile": user.get("profile") or {},
+        "profile_updated_at": _iso(user.get("profile_updated_at")),
+        "wechat_linked": bool(user.get("openid")),
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
 # ------------------------------------------------------------------ residents
 
 
