@@ -60,7 +60,7 @@ async def staff_login(request: web.Request, *, body: StaffLogin) -> web.Response
 @endpoint(roles=ANY_ROLE, tag="auth")
 async def logout(request: web.Request) -> web.Response:
     """Revoke the token presented with this request."""
-    await auth.revoke_token(request.app[KV], request[PRINCIPAL])
+    await auth.revoke_token(request.app[DB], request.app[KV], request[PRINCIPAL])
     return json_response({"status": "signed_out"})
 
 
@@ -84,6 +84,7 @@ async def _resident_session(request: web.Request, openid: str, unionid: str | No
     settings = request.app[SETTINGS]
     user, is_new = await users.upsert_resident(request.app[DB], openid=openid, unionid=unionid)
     token = await auth.issue_token(
+        request.app[DB],
         request.app[KV],
         user_id=str(user["_id"]),
         role="resident",

@@ -70,7 +70,7 @@ async def login_staff(
         raise Unauthorized("用户名或密码错误", code="invalid_credentials")
     await storage.clear_failures(kv, name)
     token = await auth.issue_token(
-        kv, user_id=str(user["_id"]), role=user["role"], ttl_seconds=ttl_seconds
+        db, kv, user_id=str(user["_id"]), role=user["role"], ttl_seconds=ttl_seconds
     )
     return user, token
 
@@ -130,7 +130,7 @@ async def erase_resident(db: AsyncDatabase, kv: Kv, *, user_id: str) -> None:
     """Erase personal data: the account keeps no openid, unionid or profile, and every
     token is revoked. (Other domains forget the resident through their erase hooks.)"""
     await storage.erase(db, user_id, datetime.now(UTC))
-    await auth.revoke_all_tokens(kv, user_id)
+    await auth.revoke_all_tokens(db, kv, user_id)
     await cache_profile(kv, user_id=user_id, profile=None)
 
 

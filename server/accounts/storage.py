@@ -1,5 +1,6 @@
 """The only place with queries of accounts: users in MongoDB (staff by username, residents
-by WeChat openid, both unique indexes), login failures and cached resident profiles in Redis."""
+by WeChat openid, both unique indexes), sessions (the tokens' digests) in MongoDB, login
+failures and cached resident profiles in Redis."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from server.kernel.kv import Kv
 
 Document = dict[str, Any]
 USERS = "users"
+SESSIONS = "sessions"
 
 
 def to_object_id(value: str) -> ObjectId | None:
@@ -111,3 +113,29 @@ async def cache_profile(kv: Kv, user_id: str, profile: Document | None, *, ttl: 
         await kv.redis.delete(kv.key("resident", user_id))
     else:
         await kv.redis.set(kv.key("resident", user_id), orjson.dumps(profile), ex=ttl)
+
+
+# ------------------------------------------------------------------ sessions (MongoDB)
+# The record of every token (by digest): Redis only caches it, so a token still works while
+# Redis is away or after it lost its data. Expired sessions go by a TTL index on MongoDB and
+# by the seam's sweep on the embedded server; a lookup ignores them either way.
+
+
+async def save_session(
+    db: AsyncDatabase, digest: str, *, user_id: str, role: str, expires_at: datetime
+) -> None:
+    await db[SESSIONS].insert_one(
+        {"_id": digest, "user_id": user_id, "role": role, "expires_at": expires_at}
+    )
+
+
+async def find_session(db: AsyncDatabase, digest: str, now: datetime) -> Document | None:
+    return await db[SESSIONS].find_one({"_id": digest, "expires_at": {"$gt": now}})
+
+
+async def delete_session(db: AsyncDatabase, digest: str) -> None:
+    await db[SESSIONS].delete_one({"_id": digest})
+
+
+async def delete_sessions_of(db: AsyncDatabase, user_id: str) -> None:
+    await db[SESSIONS].delete_many({"user_id": user_id})

@@ -1,18 +1,23 @@
-"""Opaque bearer tokens kept in Redis, password hashing, and the request's principal."""
+"""Opaque bearer tokens (sessions recorded in MongoDB, cached in Redis), password hashing, and
+the request's principal."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import redis.exceptions
 from aiohttp import web
+from pymongo.asynchronous.database import AsyncDatabase
 
-from server.kernel.keys import KV
+from server.accounts import storage
+from server.kernel.keys import DB, KV
 from server.kernel.kv import Kv, text
 from server.kernel.principal import Principal
 
@@ -31,54 +36,91 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def issue_token(kv: Kv, *, user_id: str, role: str, ttl_seconds: int) -> IssuedToken:
+# How long Redis caches a session. Short, because a token revoked while Redis is away is
+# removed from MongoDB (the record) but not from the cache: it lives at most this long.
+CACHE_SECONDS = 300
+_REDIS_AWAY = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+async def issue_token(
+    db: AsyncDatabase, kv: Kv, *, user_id: str, role: str, ttl_seconds: int
+) -> IssuedToken:
+    """A new token. Its session is recorded in MongoDB (so it works without Redis) and cached
+    in Redis, with an index per user for revocation."""
     token = secrets.token_urlsafe(32)
     digest = _token_hash(token)
-    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
-    # One transaction per key, each writing its key with the expiry, so neither outlives
-    # its TTL. Not one transaction for both: a token is looked up by its digest alone, so it
-    # can't share the resident's Redis Cluster slot. The index comes first: a process dying
-    # in between leaves a digest with no token (harmless), never a live token that
-    # revoke_all_tokens can't find.
+    expires_at = (datetime.now(UTC) + timedelta(seconds=ttl_seconds)).replace(microsecond=0)
+    await storage.save_session(db, digest, user_id=user_id, role=role, expires_at=expires_at)
+    with contextlib.suppress(*_REDIS_AWAY):
+        await _cache(kv, digest, user_id=user_id, role=role, seconds=CACHE_SECONDS)
+    return IssuedToken(token=token, expires_at=expires_at)
+
+
+async def _cache(kv: Kv, digest: str, *, user_id: str, role: str, seconds: int) -> None:
+    # One transaction per key, each writing its key with the expiry. Not one transaction
+    # for both: a token is looked up by its digest alone, so it can't share the resident's
+    # Redis Cluster slot. The index comes first, so revoke_all_tokens finds every cached one.
     index = kv.key("user_tokens", user_id)
     async with kv.redis.pipeline(transaction=True) as pipe:
         pipe.sadd(index, digest)
-        pipe.expire(index, ttl_seconds)
+        pipe.expire(index, seconds)
         await pipe.execute()
     async with kv.redis.pipeline(transaction=True) as pipe:
         pipe.hset(kv.key("token", digest), mapping={"user_id": user_id, "role": role})
-        pipe.expire(kv.key("token", digest), ttl_seconds)
+        pipe.expire(kv.key("token", digest), seconds)
         await pipe.execute()
-    return IssuedToken(token=token, expires_at=expires_at.replace(microsecond=0))
 
 
 async def authenticate(app: web.Application, token: str) -> Principal | None:
-    kv = app[KV]
-    digest = _token_hash(token)
-    fields = await kv.redis.hgetall(kv.key("token", digest))
-    if not fields:
+    """The caller, from the Redis cache, else from the session record in MongoDB (Redis away,
+    restarted empty, or the cache expired), which is then cached again."""
+    kv, digest = app[KV], _token_hash(token)
+    redis_up = True
+    try:
+        fields = await kv.redis.hgetall(kv.key("token", digest))
+        if fields:
+            return Principal(
+                user_id=text(fields[b"user_id"]), role=text(fields[b"role"]), token_hash=digest
+            )
+    except _REDIS_AWAY:
+        redis_up = False
+    session = await storage.find_session(app[DB], digest, datetime.now(UTC))
+    if session is None:
         return None
-    return Principal(
-        user_id=text(fields[b"user_id"]), role=text(fields[b"role"]), token_hash=digest
-    )
+    if redis_up:
+        left = int((session["expires_at"] - datetime.now(UTC)).total_seconds())
+        with contextlib.suppress(*_REDIS_AWAY):
+            await _cache(
+                kv,
+                digest,
+                user_id=session["user_id"],
+                role=session["role"],
+                seconds=max(1, min(CACHE_SECONDS, left)),
+            )
+    return Principal(user_id=session["user_id"], role=session["role"], token_hash=digest)
 
 
-async def revoke_token(kv: Kv, principal: Principal) -> None:
-    await kv.redis.delete(kv.key("token", principal.token_hash))
-    await kv.redis.srem(kv.key("user_tokens", principal.user_id), principal.token_hash)
+async def revoke_token(db: AsyncDatabase, kv: Kv, principal: Principal) -> None:
+    """Sign out: the record goes first (it decides), then the cached copy."""
+    await storage.delete_session(db, principal.token_hash)
+    with contextlib.suppress(*_REDIS_AWAY):
+        await kv.redis.delete(kv.key("token", principal.token_hash))
+        await kv.redis.srem(kv.key("user_tokens", principal.user_id), principal.token_hash)
 
 
-async def revoke_all_tokens(kv: Kv, user_id: str) -> None:
+async def revoke_all_tokens(db: AsyncDatabase, kv: Kv, user_id: str) -> None:
+    await storage.delete_sessions_of(db, user_id)
     index = kv.key("user_tokens", user_id)
-    digests = await kv.redis.smembers(index)
-    # One DEL per token (they are spread over a cluster's slots), in one round trip per
-    # node; the index only after they are gone, so a failure half-way can be retried.
-    if digests:
-        async with kv.redis.pipeline(transaction=False) as pipe:
-            for digest in digests:
-                pipe.delete(kv.key("token", text(digest)))
-            await pipe.execute()
-    await kv.redis.delete(index)
+    with contextlib.suppress(*_REDIS_AWAY):
+        digests = await kv.redis.smembers(index)
+        # One DEL per token (they are spread over a cluster's slots), in one round trip per
+        # node; the index only after they are gone, so a failure half-way can be retried.
+        if digests:
+            async with kv.redis.pipeline(transaction=False) as pipe:
+                for digest in digests:
+                    pipe.delete(kv.key("token", text(digest)))
+                await pipe.execute()
+        await kv.redis.delete(index)
 
 
 def _scrypt(password: str, salt: bytes) -> bytes:

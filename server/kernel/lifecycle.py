@@ -8,16 +8,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 
 from server.kernel import store
 from server.kernel.keys import DB, HTTP, KV, MONGO_CLIENT, SETTINGS
 from server.kernel.kv import Kv, RedisClient
-from server.kernel.schema import bootstrap
+from server.kernel.schema import bootstrap, delete_expired
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +32,24 @@ async def mongo(app: web.Application) -> AsyncIterator[None]:
     app[DB] = client[settings.mongodb_db]
     try:
         await bootstrap(app[DB])
-        yield
+        async with in_background(lambda stop: _expire(app[DB], stop), "ttl-sweep"):
+            yield
     finally:
         await client.close()
+
+
+EXPIRY_SWEEP_SECONDS = 600
+
+
+async def _expire(db: AsyncDatabase, stop: asyncio.Event) -> None:
+    """Apply the TTL indexes where the server does not (see schema.delete_expired)."""
+    while not stop.is_set():
+        try:
+            await delete_expired(db, datetime.now(UTC))
+        except PyMongoError:
+            log.warning("expiry sweep failed; next try in ten minutes")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=EXPIRY_SWEEP_SECONDS)
 
 
 async def redis(app: web.Application) -> AsyncIterator[None]:

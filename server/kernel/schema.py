@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
@@ -23,6 +23,16 @@ INDEXES: dict[str, list[IndexModel]] = {
     "users": [
         IndexModel([("username_lower", ASCENDING)], name="username", unique=True, sparse=True),
         IndexModel([("openid", ASCENDING)], name="openid", unique=True, sparse=True),
+    ],
+    # _id is the token's digest; expired sessions are removed by MongoDB (TTL) or, on the
+    # embedded server, by store.delete_expired.
+    "sessions": [
+        IndexModel([("expires_at", ASCENDING)], name="expiry", expireAfterSeconds=0),
+        IndexModel([("user_id", ASCENDING)], name="user"),
+    ],
+    # Who read or downloaded personal data or figures: kept 400 days (at least six months).
+    "access_log": [
+        IndexModel([("at", ASCENDING)], name="expiry", expireAfterSeconds=400 * 86400),
     ],
     "townships": [IndexModel([("code", ASCENDING)], name="code", unique=True)],
     "questions": [
@@ -77,6 +87,23 @@ INDEXES: dict[str, list[IndexModel]] = {
     "item_stats_pending": [IndexModel([("at", ASCENDING)], name="at")],
     "item_stats_folded": [IndexModel([("at", ASCENDING)], name="at")],
 }
+
+
+async def delete_expired(db: AsyncDatabase, now: datetime) -> int:
+    """Delete what the TTL indexes above say has expired. MongoDB does this by itself (about
+    once a minute); the embedded server accepts TTL indexes but never applies them, so every
+    app process runs this now and then (deleting the same documents twice is harmless)."""
+    deleted = 0
+    for collection, indexes in INDEXES.items():
+        for index in indexes:
+            seconds = index.document.get("expireAfterSeconds")
+            if seconds is None:
+                continue
+            [(field, _)] = index.document["key"].items()
+            cutoff = now - timedelta(seconds=seconds)
+            deleted += (await db[collection].delete_many({field: {"$lt": cutoff}})).deleted_count
+    return deleted
+
 
 Migration = Callable[[AsyncDatabase], Awaitable[None]]
 

@@ -89,7 +89,7 @@ async def test_analyst_reads_but_cannot_write_and_resident_gets_403(
     from server.kernel.keys import KV
 
     resident = await tokens.issue_token(
-        client.app[KV], user_id="0" * 24, role="resident", ttl_seconds=60
+        client.app[DB], client.app[KV], user_id="0" * 24, role="resident", ttl_seconds=60
     )
     for path in (BASE, f"{BASE}/{created['id']}", f"{BASE}/export"):
         response = await client.get(path, headers=auth(resident.token))

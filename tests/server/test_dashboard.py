@@ -303,7 +303,7 @@ async def test_expired_session_asks_to_sign_in_again(
     name = await factories.create_staff_user(county, "analyst")
     assert await sign_in(page, name) == "ready"
     user = await county.app[DB]["users"].find_one({"username": name})
-    await auth.revoke_all_tokens(county.app[KV], str(user["_id"]))
+    await auth.revoke_all_tokens(county.app[DB], county.app[KV], str(user["_id"]))
     await page.evaluate("document.body.dataset.state = 'refreshing'")
     await page.click("#refresh")
     assert await settle(page) == "login"

@@ -26,12 +26,12 @@ def protected_routes(app: Any) -> list[tuple[str, str, frozenset[str]]]:
 
 async def test_every_protected_route_refuses_wrong_callers(client: Any) -> None:
     from server.accounts import tokens as auth
-    from server.kernel.keys import KV
+    from server.kernel.keys import DB, KV
 
     async def fresh_token(role: str) -> str:
         # A new token per request: logout and account deletion revoke the token they get.
         issued = await auth.issue_token(
-            client.app[KV], user_id="0" * 24, role=role, ttl_seconds=600
+            client.app[DB], client.app[KV], user_id="0" * 24, role=role, ttl_seconds=600
         )
         return issued.token
 
