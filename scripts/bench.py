@@ -94,7 +94,7 @@ async def editor_tokens(client: TestClient[Any, Any]) -> tuple[str, str]:
 
 async def question_bank(services: harness.Services) -> None:
     print("== question bank ==")
-    settings = make_settings(services, rate_limit_requests=10**9)
+    settings = make_settings(services, rate_limit_requests=10**9, login_rate_limit_requests=10**9)
     client = TestClient(TestServer(create_app(settings)))
     other = TestClient(TestServer(create_app(settings)))
     await client.start_server()

@@ -185,6 +185,7 @@ def app_environment(services: harness.Services) -> dict[str, str]:
         "WECHAT_APPID": WECHAT_APPID,
         "WECHAT_SECRET": WECHAT_SECRET,
         "RATE_LIMIT_REQUESTS": "100000000",  # all load comes from one address
+        "LOGIN_RATE_LIMIT_REQUESTS": "100000000",
     }
 
 

@@ -531,6 +531,7 @@ def app_environment(services: harness.Services, port: int) -> dict[str, str]:
         "WECHAT_SECRET": "bench-wrk-secret-not-real",
         "QUIZ_SIGNING_KEY": secrets.token_urlsafe(32),
         "RATE_LIMIT_REQUESTS": "1000000000",  # all load comes from one address
+        "LOGIN_RATE_LIMIT_REQUESTS": "1000000000",
     }
 
 

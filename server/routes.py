@@ -29,7 +29,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 @endpoint(roles="public", tag="system")
 async def readyz(request: web.Request) -> web.Response:
-    """Report whether MongoDB and Redis are reachable (503 if either is not)."""
+    """Report whether MongoDB and Redis are reachable (503 if either is not: `not_ready`
+    without MongoDB, `degraded` without Redis alone, when residents can still answer)."""
     mongo_ok, redis_ok = await asyncio.gather(_ping_mongo(request.app), _ping_redis(request.app))
     checks = {
         "mongodb": "ok" if mongo_ok else "unreachable",
@@ -37,6 +38,11 @@ async def readyz(request: web.Request) -> web.Response:
     }
     if mongo_ok and redis_ok:
         return json_response({"status": "ready", "checks": checks})
+    if mongo_ok:  # quizzes still start and submit; boards and caches catch up after
+        body = error_body(
+            "degraded", "缓存服务暂不可用：答题和提交照常进行，排行榜稍后补齐", checks
+        )
+        return json_response(body, status=503)
     return json_response(error_body("not_ready", "服务依赖的存储暂不可用", checks), status=503)
 
 

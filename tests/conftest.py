@@ -59,6 +59,7 @@ def make_settings(services: harness.Services, **overrides: Any) -> Settings:
         "wechat_api_base": "http://127.0.0.1:9",
         "quiz_signing_key": "test-quiz-signing-key-0123456789abcdef",
         "rate_limit_requests": 10_000,
+        "login_rate_limit_requests": 10_000,  # many residents sign in from one address
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -108,6 +108,9 @@ class Leaderboards:
 
     async def ready(self) -> bool:
         """Whether the boards are whole; if not, start the rebuild and wait a little for it."""
+        if self._missed:  # this process could not count an attempt while Redis was away
+            await storage.forget_boards(self.kv)
+            self._missed = False
         if await storage.boards_alive(self.kv):
             return True
         self.start_rebuild()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import itertools
 import logging
 import os
@@ -16,13 +17,14 @@ import redis.exceptions
 from aiohttp import web
 from pymongo.errors import ConnectionFailure, OperationFailure
 
-from server.kernel.errors import ApiError, RateLimited, ServiceUnavailable
+from server.kernel.errors import ApiError, RateLimited
 from server.kernel.http import MiddlewareHandler, bearer_token, json_response
 from server.kernel.keys import KV, PRINCIPAL, REQUEST_ID, SETTINGS
 
 access_log = logging.getLogger("server.access")
 log = logging.getLogger("server.errors")
 
+STORAGE_RETRY_AFTER_SECONDS = 5
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Request ids: a random prefix per process and a counter, unique across processes and
 # restarts without a call to the OS's random source per request (uuid4 was 3 % of /healthz).
@@ -98,14 +100,22 @@ async def _handle(request: web.Request, handler: MiddlewareHandler) -> web.Strea
             "storage unreachable",
             extra={"request_id": request[REQUEST_ID], "error": repr(error)[:300]},
         )
-        unavailable = ServiceUnavailable()
-        return json_response(error_body(unavailable.code, unavailable.message), status=503)
+        return json_response(
+            error_body("storage_unavailable", "存储服务暂时不可用，请稍后重试"),
+            status=503,
+            headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+        )
     except OperationFailure:
         log.exception("database operation failed", extra={"request_id": request[REQUEST_ID]})
         return json_response(error_body("internal_error", "服务器内部错误，请稍后再试"), status=500)
     except Exception:
         log.exception("unhandled error", extra={"request_id": request[REQUEST_ID]})
         return json_response(error_body("internal_error", "服务器内部错误，请稍后再试"), status=500)
+
+
+def _route_of(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
 
 
 def _client_gone(request: web.Request) -> bool:
@@ -120,13 +130,18 @@ def _log_access(request: web.Request, status: int, started: float) -> None:
         extra={
             "request_id": request[REQUEST_ID],
             "method": request.method,
-            "path": request.path,  # never the query string: it may carry search text
+            # The route, not the path: paths carry quiz tickets and ids (never the query
+            # string either: it may carry search text).
+            "path": _route_of(request),
             "status": status,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             "user_id": principal.user_id if principal else None,
-            "remote": request.remote,
+            "client": _address_hash(request),
         },
     )
+
+
+LOGIN_PATHS = frozenset({"/api/v1/auth/wechat", "/api/v1/auth/staff", "/api/v1/auth/dev"})
 
 
 @web.middleware
@@ -134,23 +149,48 @@ async def rate_limit_middleware(
     request: web.Request, handler: MiddlewareHandler
 ) -> web.StreamResponse:
     """Fixed-window budget per client: per token when one is presented (a whole village may
-    share one NAT address), per address otherwise. Fails open if Redis is down: refusing all
-    traffic because the limiter's store blinked would be worse than a brief unlimited window."""
+    share one NAT address), per address otherwise; sign-in routes have their own, stricter
+    budget per address. If Redis is away, each process counts on its own (the budget then
+    applies per process): refusing all traffic because the limiter's store blinked would be
+    worse, and no limit at all would leave sign-in open to scripts."""
     settings = request.app[SETTINGS]
     if request.path in ("/healthz", "/readyz"):
         return await handler(request)
     window = settings.rate_limit_window_seconds
     bucket = int(time.time() // window)
-    kv = request.app[KV]
-    key = kv.key("rl", _client_identity(request), bucket)
+    if request.path in LOGIN_PATHS:
+        key, limit = _address_key(request, "rl_login", bucket), settings.login_rate_limit_requests
+    else:
+        key = request.app[KV].key("rl", _client_identity(request), bucket)
+        limit = settings.rate_limit_requests
     try:
-        count = await _count_request(kv.redis, key, window + 1)
+        count = await _count_request(request.app[KV].redis, key, window + 1)
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-        log.warning("rate limiter unavailable; allowing request")
-        return await handler(request)
-    if count > settings.rate_limit_requests:
+        count = _LOCAL_COUNTS.count(key, bucket)
+    if count > limit:
         raise RateLimited(retry_after=window - int(time.time()) % window)
     return await handler(request)
+
+
+def _address_key(request: web.Request, name: str, bucket: int) -> str:
+    return request.app[KV].key(name, "a" + _address_hash(request), bucket)
+
+
+class _LocalCounts:
+    """This process's own fixed-window counts, used while Redis is away."""
+
+    def __init__(self) -> None:
+        self._bucket = -1
+        self._counts: dict[str, int] = {}
+
+    def count(self, key: str, bucket: int) -> int:
+        if bucket != self._bucket:  # a new window: forget the old one
+            self._bucket, self._counts = bucket, {}
+        self._counts[key] = self._counts.get(key, 0) + 1
+        return self._counts[key]
+
+
+_LOCAL_COUNTS = _LocalCounts()
 
 
 # One command per request (a MULTI/INCR/EXPIRE/EXEC transaction was four); one key, so it
@@ -174,4 +214,14 @@ def _client_identity(request: web.Request) -> str:
     token = bearer_token(request)
     if token:
         return "t" + hashlib.sha256(token.encode()).hexdigest()[:32]
-    return "a" + (request.remote or "unknown")
+    return "a" + _address_hash(request)
+
+
+def _address_hash(request: web.Request) -> str:
+    """The client's address as a salted hash (PIPL: no address is kept or logged in the
+    clear). The salt is derived from the deployment's signing key, so the hash can't be
+    reversed by trying the 2^32 addresses without it."""
+    settings = request.app.get(SETTINGS)
+    salt = (settings.quiz_signing_key.get_secret_value() if settings else "") or "development"
+    digest = hmac.new(salt.encode(), (request.remote or "unknown").encode(), hashlib.sha256)
+    return digest.hexdigest()[:24]

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # an address, so authenticated clients are limited per user instead.
     rate_limit_requests: int = Field(default=600, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
+    # Sign-in routes have a stricter budget per address (they are what a credential-stuffing
+    # or code-replay script hammers); generous enough for a village sharing one NAT address
+    # at a science day.
+    login_rate_limit_requests: int = Field(default=60, ge=1)
 
     # Upper bound for any request body; imports have their own, larger bound.
     max_body_bytes: int = Field(default=11 * 1024 * 1024, ge=1024)

@@ -82,6 +82,7 @@ def server_env(settings: Settings, port: int) -> dict[str, str]:
             "WECHAT_API_BASE": settings.wechat_api_base,
             "QUIZ_SIGNING_KEY": settings.quiz_signing_key.get_secret_value(),
             "RATE_LIMIT_REQUESTS": str(settings.rate_limit_requests),
+            "LOGIN_RATE_LIMIT_REQUESTS": str(settings.login_rate_limit_requests),
         }
     )
     return env

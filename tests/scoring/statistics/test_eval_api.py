@@ -27,7 +27,9 @@ CLOSE = 1e-6
 
 @pytest.fixture
 async def run(services: harness.Services, client_for: Callable[[Any], Any]) -> ev.Run:
-    settings = make_settings(services, app_env="development", rate_limit_requests=10**9)
+    settings = make_settings(
+        services, app_env="development", rate_limit_requests=10**9, login_rate_limit_requests=10**9
+    )
     client = await client_for(settings)
     return await ev.simulate(client, SEED, TOWNSHIPS, SCALE, concurrency=2)
 

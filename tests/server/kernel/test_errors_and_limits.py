@@ -78,6 +78,21 @@ async def test_rate_limit_returns_429_with_retry_after(services: Any, client_for
     assert (await client.get("/healthz")).status == 200
 
 
+async def test_sign_in_has_a_stricter_budget_per_address(services: Any, client_for: Any) -> None:
+    client = await client_for(
+        make_settings(services, login_rate_limit_requests=4, rate_limit_window_seconds=60)
+    )
+    credentials = {"username": "nobody", "password": "wrong-password"}
+    statuses = [
+        (await client.post("/api/v1/auth/staff", json=credentials)).status for _ in range(5)
+    ]
+    assert statuses == [401, 401, 401, 401, 429]
+    wechat = await client.post("/api/v1/auth/wechat", json={"code": "ok-x"})
+    assert wechat.status == 429, "one budget for every sign-in route"
+    assert_error(await wechat.json(), "rate_limited")
+    assert (await client.get("/api/v1/townships")).status == 200, "other routes unaffected"
+
+
 async def test_openapi_lists_every_route(client: Any) -> None:
     response = await client.get("/api/v1/openapi.json")
     assert response.status == 200

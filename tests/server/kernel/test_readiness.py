@@ -32,7 +32,7 @@ async def test_readiness_follows_redis_and_database(private_services: Any, clien
 
     await asyncio.to_thread(private_services.redis.stop)
     down = await wait_for_status(client, 503)
-    assert down["error"]["code"] == "not_ready"
+    assert down["error"]["code"] == "degraded"
     assert down["error"]["details"] == {"mongodb": "ok", "redis": "unreachable"}
     await asyncio.to_thread(private_services.redis.restart)
     await wait_for_status(client, 200)
@@ -50,6 +50,6 @@ async def test_storage_outage_mid_request_is_503_not_500(
     client = await client_for(make_settings(private_services))
     await asyncio.to_thread(private_services.mongo.stop)
     response = await client.get("/api/v1/townships")
-    assert response.status == 503
-    assert (await response.json())["error"]["code"] == "service_unavailable"
+    assert response.status == 503 and response.headers["Retry-After"] == "5"
+    assert (await response.json())["error"]["code"] == "storage_unavailable"
     await asyncio.to_thread(private_services.mongo.restart)
