@@ -78,6 +78,10 @@ class ProfileUpdate(ApiModel):
     gender: Gender
     group: Group
     education: Education | None = None
+    # A guardian agreed (required under 14: a minor's data is sensitive under PIPL).
+    guardian_consent: bool = False
+    # The privacy notice version the resident accepts with this update (the current one).
+    consent_version: str | None = Field(default=None, min_length=1, max_length=20)
 
 
 async def _resident_session(request: web.Request, openid: str, unionid: str | None) -> web.Response:
@@ -94,7 +98,7 @@ async def _resident_session(request: web.Request, openid: str, unionid: str | No
         {
             "token": token.token,
             "expires_at": token.expires_at.isoformat(),
-            "user": me_view(user),
+            "user": me_view(user, settings.privacy_notice_version),
             "is_new": is_new,
         }
     )
@@ -115,10 +119,11 @@ async def dev_login(request: web.Request, *, body: DevLogin) -> web.Response:
     return await _resident_session(request, f"dev-{body.openid}", None)
 
 
-def me_view(user: dict[str, object]) -> dict[str, object]:
+def me_view(user: dict[str, object], privacy_version: str) -> dict[str, object]:
     view = users.public_view(user)
     if user.get("role") == "resident":
         view["profile"] = user.get("profile") or {}
+        view["privacy"] = users.privacy_view(user, privacy_version)
     return view
 
 
@@ -127,14 +132,14 @@ async def get_me(request: web.Request) -> web.Response:
     """The signed-in user and, for residents, their profile."""
     principal = request[PRINCIPAL]
     assert principal is not None
-    return json_response(
-        me_view(await users.get_or_raise(request.app[DB], user_id=principal.user_id))
-    )
+    user = await users.get_or_raise(request.app[DB], user_id=principal.user_id)
+    return json_response(me_view(user, request.app[SETTINGS].privacy_notice_version))
 
 
 @endpoint(roles=("resident",), body=ProfileUpdate, tag="me")
 async def put_me(request: web.Request, *, body: ProfileUpdate) -> web.Response:
-    """Set the resident's profile (township, birth year, gender, group, education)."""
+    """Set the resident's profile (township, birth year, gender, group, education); a
+    `consent_version` records that they accepted that privacy notice."""
     principal = request[PRINCIPAL]
     assert principal is not None
     if not await county_service.township_exists(request.app[DB], body.township_code):
@@ -142,10 +147,30 @@ async def put_me(request: web.Request, *, body: ProfileUpdate) -> web.Response:
             "township_code：乡镇不存在，请从乡镇列表中选择",
             details=[{"location": "body", "field": "township_code", "message": "乡镇不存在"}],
         )
+    current = request.app[SETTINGS].privacy_notice_version
+    if body.consent_version is not None and body.consent_version != current:
+        raise ValidationFailed(
+            f"consent_version：隐私政策已更新为 {current} 版，请阅读最新版本后再同意",
+            details=[{"location": "body", "field": "consent_version", "message": "版本不是最新"}],
+        )
+    if users.is_minor(body.birth_year) and not body.guardian_consent:
+        raise ValidationFailed(
+            "未满14周岁的居民需要监护人同意后才能填写资料，请由监护人确认后勾选",
+            code="guardian_consent_required",
+            details=[
+                {"location": "body", "field": "guardian_consent", "message": "需要监护人同意"}
+            ],
+        )
     user = await users.update_profile(
-        request.app[DB], user_id=principal.user_id, profile=body.model_dump()
+        request.app[DB],
+        user_id=principal.user_id,
+        # guardian_consent is kept only where it was given (a minor's profile).
+        profile=body.model_dump(
+            exclude={"consent_version"} | (set() if body.guardian_consent else {"guardian_consent"})
+        ),
+        consent_version=body.consent_version,
     )
-    return json_response(me_view(user))
+    return json_response(me_view(user, current))
 
 
 @endpoint(roles=("resident",), tag="me")

@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from server.accounts import storage
 from server.accounts import tokens as auth
+from server.county.periods import COUNTY_TZ
 from server.kernel.errors import Conflict, NotFound, RateLimited, ServiceUnavailable, Unauthorized
 from server.kernel.kv import Kv
 
@@ -93,6 +94,9 @@ def export_view(user: Document) -> Document:
         "profile": user.get("profile") or {},
         "profile_updated_at": _iso(user.get("profile_updated_at")),
         "wechat_linked": bool(user.get("openid")),
+        "consents": [
+            {"version": c["version"], "at": _iso(c["at"])} for c in user.get("consents") or []
+        ],
     }
 
 
@@ -119,8 +123,31 @@ async def upsert_resident(
         raise ServiceUnavailable("请稍后重试") from None
 
 
-async def update_profile(db: AsyncDatabase, *, user_id: str, profile: Document) -> Document:
-    user = await storage.set_profile(db, user_id, profile, datetime.now(UTC))
+MINOR_BELOW_AGE = 14  # PIPL: personal information of a child under 14 is sensitive
+
+
+def is_minor(birth_year: int) -> bool:
+    """Possibly under 14, from the birth year alone: someone who turns 14 this year may not
+    have had their birthday yet, so they count as a minor until the year is out."""
+    return datetime.now(COUNTY_TZ).year - birth_year <= MINOR_BELOW_AGE
+
+
+def privacy_view(user: Document, current_version: str) -> Document:
+    consents = user.get("consents") or []
+    accepted = consents[-1]["version"] if consents else None
+    return {
+        "current_version": current_version,
+        "accepted_version": accepted,
+        "accepted": accepted == current_version,
+    }
+
+
+async def update_profile(
+    db: AsyncDatabase, *, user_id: str, profile: Document, consent_version: str | None = None
+) -> Document:
+    """Set the profile; with `consent_version`, also record that the resident accepted that
+    privacy notice (every acceptance is kept, with its time)."""
+    user = await storage.set_profile(db, user_id, profile, datetime.now(UTC), consent_version)
     if user is None:
         raise NotFound("用户不存在")
     return user

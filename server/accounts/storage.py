@@ -60,11 +60,14 @@ async def upsert_by_openid(
 
 
 async def set_profile(
-    db: AsyncDatabase, user_id: str, profile: Document, at: datetime
+    db: AsyncDatabase, user_id: str, profile: Document, at: datetime, consent: str | None
 ) -> Document | None:
+    update: Document = {"$set": {"profile": profile, "profile_updated_at": at}}
+    if consent is not None:
+        update["$push"] = {"consents": {"version": consent, "at": at}}
     return await db[USERS].find_one_and_update(
         {"_id": to_object_id(user_id), "deleted_at": None},
-        {"$set": {"profile": profile, "profile_updated_at": at}},
+        update,
         return_document=ReturnDocument.AFTER,
     )
 

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
 
     staff_token_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     resident_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    # The privacy notice residents are asked to accept (PIPL); raise it when the notice changes
+    # and the login response tells each resident whether they accepted this one.
+    privacy_notice_version: str = Field(default="2026-12", min_length=1, max_length=20)
 
     # Per-client request budget (requests per window); residents behind one village NAT share
     # an address, so authenticated clients are limited per user instead.

@@ -99,7 +99,9 @@ async def test_the_headline_counts_ages_18_to_69_only(
 ) -> None:
     before = await get(resident_client, "literacy?by=county", county["analyst"])
     for name, birth_year in (("old", 1950), ("young", 2012), ("adult", 1985)):
-        token = await resident(resident_client, name, {"birth_year": birth_year})
+        # The young one is a minor: their guardian agreed.
+        minor = {"guardian_consent": True} if birth_year == 2012 else {}
+        token = await resident(resident_client, name, {"birth_year": birth_year, **minor})
         quiz = await (
             await resident_client.post(
                 "/api/v1/quizzes", json={"mode": "assessment"}, headers=auth(token)

@@ -64,3 +64,53 @@ async def test_deleting_the_account_forgets_what_the_resident_read(resident_clie
     assert (await resident_client.delete("/api/v1/me", headers=auth(token))).status == 204
     assert not await kv.redis.exists(kv.key("read", me["id"]))
     assert (await resident_client.get(EXPORT, headers=auth(token))).status == 401
+
+
+async def test_consent_to_the_privacy_notice_is_recorded_and_reported_at_login(
+    resident_client: Any,
+) -> None:
+    from tests.factories import DEMO_PROFILE
+
+    first = await (await resident_client.post("/api/v1/auth/wechat", json={"code": "ok-c"})).json()
+    current = first["user"]["privacy"]["current_version"]
+    assert first["user"]["privacy"] == {
+        "current_version": current,
+        "accepted_version": None,
+        "accepted": False,
+    }
+    token = first["token"]
+    stale = await resident_client.put(
+        "/api/v1/me", json={**DEMO_PROFILE, "consent_version": "2000-01"}, headers=auth(token)
+    )
+    assert stale.status == 422
+    assert (await stale.json())["error"]["details"][0]["field"] == "consent_version"
+    accepted = await resident_client.put(
+        "/api/v1/me", json={**DEMO_PROFILE, "consent_version": current}, headers=auth(token)
+    )
+    assert accepted.status == 200
+    assert (await accepted.json())["privacy"]["accepted"] is True
+    assert "consent_version" not in (await accepted.json())["profile"]
+    again = await (await resident_client.post("/api/v1/auth/wechat", json={"code": "ok-c"})).json()
+    assert again["user"]["privacy"]["accepted_version"] == current
+    export = await (await resident_client.get(EXPORT, headers=auth(again["token"]))).json()
+    assert [c["version"] for c in export["account"]["consents"]] == [current]
+
+
+async def test_a_resident_under_14_needs_a_guardians_consent(resident_client: Any) -> None:
+    from datetime import datetime
+
+    from tests.factories import DEMO_PROFILE
+
+    token = await resident(resident_client, "adult")
+    child = {**DEMO_PROFILE, "birth_year": datetime.now().year - 10, "group": "youth"}
+    refused = await resident_client.put("/api/v1/me", json=child, headers=auth(token))
+    assert refused.status == 422
+    assert (await refused.json())["error"]["code"] == "guardian_consent_required"
+    allowed = await resident_client.put(
+        "/api/v1/me", json={**child, "guardian_consent": True}, headers=auth(token)
+    )
+    assert allowed.status == 200 and (await allowed.json())["profile"]["guardian_consent"] is True
+    teenager = {**DEMO_PROFILE, "birth_year": datetime.now().year - 15, "group": "youth"}
+    assert (
+        await resident_client.put("/api/v1/me", json=teenager, headers=auth(token))
+    ).status == 200
