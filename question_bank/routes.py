@@ -22,6 +22,7 @@ from question_bank.models import (
     QuestionUpdate,
     VersionBody,
 )
+from server.kernel.audit import record_request
 from server.kernel.errors import PayloadTooLarge, ValidationFailed
 from server.kernel.http import Handler, caller_id, endpoint, json_response, read_optional
 from server.kernel.keys import DB, KV
@@ -199,6 +200,8 @@ async def export_questions(request: web.Request, *, query: ExportQuery) -> web.R
     """Export questions in the import template's columns (an export imports back unchanged)."""
     contents = await service.export_contents(request.app[DB], status=query.status)
     writer, content_type = _EXPORTERS[query.format]
+    detail = {"format": query.format, "status": query.status, "questions": len(contents)}
+    await record_request(request, action="download", subject="questions", detail=detail)
     return web.Response(
         body=writer(contents),
         headers={

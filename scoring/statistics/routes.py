@@ -9,6 +9,7 @@ from scoring.statistics import export
 from scoring.statistics import service as estimates
 from scoring.statistics.keys import ESTIMATES
 from scoring.statistics.models import ExportQuery, LiteracyQuery, ParticipationQuery, TrendQuery
+from server.kernel.audit import record_request
 from server.kernel.http import endpoint, json_response
 from server.kernel.keys import DB
 from server.kernel.models import PageQuery
@@ -53,6 +54,7 @@ async def export_report(request: web.Request, *, query: ExportQuery) -> web.Resp
     """Download the report for the county government (xlsx, Chinese headers)."""
     app = request.app
     content, period = await export.report(app[DB], app[ESTIMATES], period=query.period)
+    await record_request(request, action="download", subject="literacy_report", detail=period)
     return web.Response(
         body=content,
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -13,7 +13,7 @@ from server.accounts import wechat
 from server.accounts.keys import ERASE_HOOKS, EXPORT_HOOKS
 from server.county import service as county_service
 from server.county.models import Education, Gender, Group
-from server.kernel.audit import record_access
+from server.kernel.audit import record_request
 from server.kernel.errors import Forbidden, ValidationFailed
 from server.kernel.http import ANY_ROLE, endpoint, json_response
 from server.kernel.keys import DB, HTTP, KV, PRINCIPAL, SETTINGS
@@ -187,9 +187,7 @@ async def export_me(request: web.Request) -> web.Response:
     for section in request.app.get(EXPORT_HOOKS, []):
         name, content = await section(request.app, principal.user_id)
         export[name] = content
-    await record_access(
-        db, actor=principal.user_id, role="resident", action="export", subject=principal.user_id
-    )
+    await record_request(request, action="export", subject=principal.user_id)
     return json_response(export, headers={"Cache-Control": "no-store"})
 
 
@@ -201,6 +199,7 @@ async def delete_me(request: web.Request) -> web.Response:
     for forget in request.app.get(ERASE_HOOKS, []):
         await forget(request.app, principal.user_id)
     await users.erase_resident(request.app[DB], request.app[KV], user_id=principal.user_id)
+    await record_request(request, action="erase", subject=principal.user_id)
     return web.Response(status=204)
 
 

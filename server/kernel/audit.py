@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
+
+from server.kernel.keys import DB, PRINCIPAL
 
 ACCESS_LOG = "access_log"
 
@@ -23,4 +26,20 @@ async def record_access(
             "subject": subject,
             "detail": detail,
         }
+    )
+
+
+async def record_request(
+    request: web.Request, *, action: str, subject: str, detail: Any = None
+) -> None:
+    """Record an access by the request's signed-in caller (downloads, exports, erasure)."""
+    principal = request[PRINCIPAL]
+    assert principal is not None
+    await record_access(
+        request.app[DB],
+        actor=principal.user_id,
+        role=principal.role,
+        action=action,
+        subject=subject,
+        detail=detail,
     )

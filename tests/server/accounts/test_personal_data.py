@@ -63,6 +63,8 @@ async def test_deleting_the_account_forgets_what_the_resident_read(resident_clie
     assert await kv.redis.exists(kv.key("read", me["id"]))
     assert (await resident_client.delete("/api/v1/me", headers=auth(token))).status == 204
     assert not await kv.redis.exists(kv.key("read", me["id"]))
+    erased = await resident_client.app[DB]["access_log"].find({"action": "erase"}).to_list()
+    assert [(r["actor"], r["subject"]) for r in erased] == [(me["id"], me["id"])]
     assert (await resident_client.get(EXPORT, headers=auth(token))).status == 401
 
 
@@ -114,3 +116,20 @@ async def test_a_resident_under_14_needs_a_guardians_consent(resident_client: An
     assert (
         await resident_client.put("/api/v1/me", json=teenager, headers=auth(token))
     ).status == 200
+
+
+async def test_downloads_of_figures_and_questions_are_audited(
+    resident_client: Any, staff_in: Any
+) -> None:
+    report = await resident_client.get("/api/v1/stats/export", headers=auth(staff_in.analyst))
+    assert report.status == 200
+    questions = await resident_client.get(
+        "/api/v1/admin/questions/export?format=csv", headers=auth(staff_in.editor)
+    )
+    assert questions.status == 200
+    logged = await resident_client.app[DB]["access_log"].find({"action": "download"}).to_list()
+    assert sorted((r["role"], r["subject"]) for r in logged) == [
+        ("analyst", "literacy_report"),
+        ("editor", "questions"),
+    ]
+    assert all(r["actor"] and r["at"] for r in logged)
