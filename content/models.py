@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, HttpUrl, field_validator
 
 from server.county.vocab import TOPICS, Audience, Dimension
-from server.kernel.models import ApiModel, PageQuery
+from server.kernel.models import ApiModel, PageQuery, SearchText
 
 
 class ArticleContent(ApiModel):
+    # The largest legitimate body: 20,620 characters of text fields at their maximum, each
+    # as a JSON escaped surrogate pair (12 bytes: a client with ensure_ascii sending emoji),
+    # two 2,083-character URLs and the lists and keys: about 252,000 bytes
+    # (tests/server/kernel/test_resource_limits.py builds it and posts it).
+    max_body_bytes: ClassVar[int] = 256 * 1024
+
     title: str = Field(min_length=1, max_length=60)
     summary: str = Field(default="", max_length=300)
     body: str = Field(min_length=1, max_length=20_000)
@@ -49,7 +55,7 @@ class AdminArticleQuery(PageQuery):
 
 
 class ArticleQuery(PageQuery):
-    q: str | None = Field(default=None, max_length=100)
+    q: SearchText | None = None
     audience: Audience | None = None
     topic: str | None = Field(default=None, max_length=20)
     sort: Literal["newest", "popular"] = "newest"

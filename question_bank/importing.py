@@ -1,13 +1,20 @@
 """Spreadsheet and JSON import/export with the Chinese template columns of API.md.
 
 Rows are numbered as the editor sees them: in a spreadsheet the header is row 1, so the first
-question is row 2; in a JSON file the first object is row 1."""
+question is row 2; in a JSON file the first object is row 1.
+
+Every upload's work is bounded before and while it is parsed (an upload is parsed in the
+event loop): the file's bytes, the questions in it, the columns and cell lengths read, and
+for an .xlsx (a zip) its entries, their uncompressed size and compression ratio, checked
+from the zip's directory before openpyxl opens it. A zip reader never returns more than an
+entry's declared size, so a directory that lies is a broken file, not a bomb."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,11 +25,19 @@ from pydantic import ValidationError
 
 from question_bank.models import QuestionContent
 from server.county.vocab import AUDIENCE_LABELS, DIMENSION_LABELS, OPTION_KEYS, TOPICS, TYPE_LABELS
-from server.kernel.errors import PayloadTooLarge, ValidationFailed
-from server.kernel.http import chinese_message
+from server.kernel.errors import ApiError, PayloadTooLarge, ValidationFailed
+from server.kernel.http import chinese_message, describe_bytes
 
-MAX_ROWS = 20_000
-MAX_BYTES = 10 * 1024 * 1024
+MAX_ROWS = 20_000  # questions in one file
+MAX_BYTES = 10 * 1024 * 1024  # the uploaded file
+MAX_COLUMNS = 50  # columns read from a sheet (the template has 18)
+MAX_CELL_CHARS = 32_767  # Excel's own limit for a cell
+# An .xlsx of 20,000 ordinary questions unpacks to about 20 MB (sheet XML compresses ~18x).
+XLSX_MAX_UNCOMPRESSED = 50 * 1024 * 1024
+XLSX_MAX_ENTRIES = 1_000  # parts in the zip (a workbook has a dozen or so)
+XLSX_MAX_RATIO = 100  # an entry's uncompressed / compressed size, for entries over 1 MiB
+_RATIO_FROM = 1024 * 1024
+XLSX_LAST_ROW = 1_048_576  # Excel's last row (openpyxl pads every missing row up to a row read)
 
 OPTION_COLUMNS = [f"选项{key}" for key in OPTION_KEYS]
 COLUMNS = [
@@ -85,7 +100,7 @@ class ParsedFile:
 
 def parse_upload(filename: str, data: bytes) -> ParsedFile:
     if len(data) > MAX_BYTES:
-        raise PayloadTooLarge("文件超过 10 MiB，请拆分后分批导入")
+        raise PayloadTooLarge(f"文件超过 {describe_bytes(MAX_BYTES)}，请拆分后分批导入")
     extension = filename.lower().rsplit(".", 1)[-1] if "." in filename else ""
     if extension == "json":
         return _validate_all(_json_records(data))
@@ -98,11 +113,16 @@ def parse_upload(filename: str, data: bytes) -> ParsedFile:
     )
 
 
+def _too_many_rows() -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"文件超过 {MAX_ROWS} 行（道题），请拆分后分批导入",
+        details=[{"field": "file", "message": f"最多 {MAX_ROWS} 道题"}],
+    )
+
+
 def _validate_all(records: Iterator[tuple[int, dict[str, Any] | RowError]]) -> ParsedFile:
     parsed = ParsedFile()
     for row_number, record in records:
-        if row_number - 1 > MAX_ROWS:
-            raise PayloadTooLarge(f"文件超过 {MAX_ROWS} 行，请拆分后分批导入")
         if isinstance(record, RowError):
             parsed.errors.append(
                 {"row": row_number, "field": record.column, "message": record.message}
@@ -135,7 +155,7 @@ def _column_from_message(message: str) -> str:
 def _json_records(data: bytes) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
     try:
         payload = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # too deeply nested
         raise ValidationFailed(
             "JSON 文件格式不正确", details=[{"field": "file", "message": "无法解析 JSON"}]
         ) from None
@@ -145,20 +165,74 @@ def _json_records(data: bytes) -> Iterator[tuple[int, dict[str, Any] | RowError]
         raise ValidationFailed(
             "JSON 文件应为题目数组", details=[{"field": "file", "message": "应为数组"}]
         )
+    if len(payload) > MAX_ROWS:
+        raise _too_many_rows()
     for index, item in enumerate(payload, start=1):
         yield index, item if isinstance(item, dict) else RowError("", "每一项应为一个题目对象")
 
 
+def _unreadable_xlsx() -> ValidationFailed:
+    return ValidationFailed(
+        "无法读取 Excel 文件，请确认是 .xlsx 格式",
+        details=[{"field": "file", "message": "文件损坏或格式不对"}],
+    )
+
+
+def check_xlsx_archive(data: bytes) -> None:
+    """Refuse a zip bomb from the zip's directory alone, before anything is decompressed."""
+    try:
+        entries = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
+        raise _unreadable_xlsx() from None
+    if len(entries) > XLSX_MAX_ENTRIES:
+        raise PayloadTooLarge(
+            f"Excel 文件包含的部件过多（超过 {XLSX_MAX_ENTRIES} 个），"
+            "请删去多余的工作表和图片，或另存为新的 .xlsx 后再导入",
+            details=[{"field": "file", "message": f"最多 {XLSX_MAX_ENTRIES} 个部件"}],
+        )
+    if sum(entry.file_size for entry in entries) > XLSX_MAX_UNCOMPRESSED:
+        raise PayloadTooLarge(
+            f"Excel 文件解压后超过 {describe_bytes(XLSX_MAX_UNCOMPRESSED)}，"
+            "请删去图片和多余的工作表，或拆分后分批导入",
+            details=[{"field": "file", "message": "解压后过大"}],
+        )
+    for entry in entries:
+        if entry.file_size > _RATIO_FROM and entry.file_size > XLSX_MAX_RATIO * max(
+            entry.compress_size, 1
+        ):
+            raise PayloadTooLarge(
+                f"Excel 文件中的「{entry.filename[:80]}」压缩比异常（超过 {XLSX_MAX_RATIO} 倍），"
+                "不像正常的表格；请用 Excel 打开后另存为新的 .xlsx 再导入",
+                details=[{"field": "file", "message": "压缩比异常"}],
+            )
+
+
 def _xlsx_rows(data: bytes) -> Iterator[list[Any]]:
+    check_xlsx_archive(data)
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:
-        raise ValidationFailed(
-            "无法读取 Excel 文件，请确认是 .xlsx 格式",
-            details=[{"field": "file", "message": "文件损坏或格式不对"}],
-        ) from None
+        raise _unreadable_xlsx() from None
     try:
-        yield from (list(row) for row in workbook.worksheets[0].iter_rows(values_only=True))
+        # Bounded: openpyxl pads missing rows and cells up to these (a tiny sheet declaring
+        # cell XFD1048576 would otherwise be 17 billion empty cells).
+        rows = workbook.worksheets[0].iter_rows(
+            max_row=XLSX_LAST_ROW + 1, max_col=MAX_COLUMNS + 1, values_only=True
+        )
+        for number, row in enumerate(rows, start=1):
+            if number > XLSX_LAST_ROW:  # only a forged file numbers a row past Excel's last
+                raise ValidationFailed(
+                    f"工作表的行号超过 Excel 的上限 {XLSX_LAST_ROW}，文件已损坏；"
+                    "请用 Excel 打开后另存为新的 .xlsx 再导入",
+                    details=[{"field": "file", "message": "行号超出范围"}],
+                )
+            yield list(row)
+    except ApiError:
+        raise
+    except Exception:
+        # Damage past the sheet's start (a truncated or corrupt part, a CRC mismatch) only
+        # shows while reading rows.
+        raise _unreadable_xlsx() from None
     finally:
         workbook.close()
 
@@ -174,8 +248,15 @@ def _csv_rows(data: bytes) -> Iterator[list[Any]]:
                 "CSV 文件编码无法识别，请另存为 UTF-8 或 GB18030",
                 details=[{"field": "file", "message": "编码无法识别"}],
             ) from None
-    for row in csv.reader(io.StringIO(text, newline="")):
-        yield [_unescape_formula(cell) for cell in row]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            yield [_unescape_formula(cell) for cell in row[: MAX_COLUMNS + 1]]
+    except csv.Error:  # a cell over the csv module's 131,072 characters, a stray quote, ...
+        raise ValidationFailed(
+            f"CSV 文件第 {reader.line_num} 行格式有误或单元格过长（每格最多 {MAX_CELL_CHARS} 个字符）",
+            details=[{"row": reader.line_num, "field": "file", "message": "格式有误"}],
+        ) from None
 
 
 def _unescape_formula(cell: str) -> str:
@@ -191,6 +272,11 @@ def _table_records(rows: Iterator[list[Any]]) -> Iterator[tuple[int, dict[str, A
             "文件是空的，请使用导入模板", details=[{"field": "file", "message": "没有表头"}]
         )
     names = [_cell(value) for value in header]
+    if len(names) > MAX_COLUMNS and any(names[MAX_COLUMNS:]):
+        raise ValidationFailed(
+            f"表头超过 {MAX_COLUMNS} 列，请删去多余的列（导入模板共 {len(COLUMNS)} 列）",
+            details=[{"field": "file", "message": f"最多 {MAX_COLUMNS} 列"}],
+        )
     missing = [column for column in REQUIRED_COLUMNS if column not in names]
     if missing:
         raise ValidationFailed(
@@ -199,13 +285,24 @@ def _table_records(rows: Iterator[list[Any]]) -> Iterator[tuple[int, dict[str, A
         )
     positions = {name: index for index, name in enumerate(names) if name}
     for row_number, row in enumerate(rows, start=2):
+        if row.count(None) + row.count("") == len(row):  # fast for rows openpyxl pads
+            continue
         values = {name: _cell(row[i]) if i < len(row) else "" for name, i in positions.items()}
         if not any(values.values()):
             continue  # blank lines between blocks are common in hand-edited sheets
+        if row_number - 1 > MAX_ROWS:
+            raise _too_many_rows()
         try:
-            yield row_number, _record_from_columns(values)
+            yield row_number, _record_from_columns(_within_cell_limit(values))
         except RowError as error:
             yield row_number, error
+
+
+def _within_cell_limit(values: dict[str, str]) -> dict[str, str]:
+    for column, text in values.items():
+        if len(text) > MAX_CELL_CHARS:
+            raise RowError(column, f"单元格超过 {MAX_CELL_CHARS} 个字符，请删减")
+    return values
 
 
 def _cell(value: Any) -> str:

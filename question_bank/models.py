@@ -17,7 +17,7 @@ from server.county.vocab import (
     QuestionType,
     Status,
 )
-from server.kernel.models import ApiModel, Page, PageQuery
+from server.kernel.models import ApiModel, Page, PageQuery, SearchText
 
 STEM_MAX = 500
 OPTION_MAX = 200
@@ -128,7 +128,7 @@ class QuestionPage(Page[QuestionRead]):
 
 class QuestionListQuery(PageQuery):
     status: Status | None = None
-    q: str | None = Field(default=None, max_length=100)
+    q: SearchText | None = None
     dimension: Dimension | None = None
     topic: str | None = Field(default=None, max_length=20)
     audience: Audience | None = None

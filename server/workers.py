@@ -53,6 +53,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from server.app import create_app
+from server.kernel.keys import SETTINGS
 from server.kernel.logs import configure_logging
 from server.kernel.settings import Settings
 
@@ -65,6 +66,14 @@ SHUTDOWN_TIMEOUT = 30.0
 # cleanup (background loops get up to 10 s to stop), then SIGKILL.
 KILL_AFTER = SHUTDOWN_TIMEOUT + 15.0
 BACKLOG = 1024
+# The HTTP parser's bounds (aiohttp's defaults, fixed here so an upgrade can't loosen them):
+# a request line (path and query) or a header line over 8190 bytes, or more than 128
+# headers, is refused with 400 and the connection closed. A body still arriving after its
+# response (a refused upload) is read and dropped for at most LINGERING_SECONDS.
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+MAX_HEADERS = 128
+LINGERING_SECONDS = 5.0
 # Restart backoff: the first restart comes after BACKOFF_FIRST, doubling (up to BACKOFF_MAX)
 # while workers keep dying within STABLE_AFTER of their start.
 BACKOFF_FIRST = 0.5
@@ -299,7 +308,7 @@ async def _serve(
     for signum in stop_on:
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     drain = _Drain(app)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    runner = make_runner(app, app[SETTINGS])
     await runner.setup()  # opens the clients, loads the caches, starts the background loops
     try:
         await site(runner).start()
@@ -313,6 +322,21 @@ async def _serve(
     finally:
         await runner.cleanup()  # closes idle connections, cancels what is left, closes clients
     log.info(f"{role} stopped", extra={"pid": os.getpid()})
+
+
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The app's runner with the server's slow-client and header bounds. Slow bodies are
+    bounded by each route's deadline (`server.kernel.http.endpoint`)."""
+    return web.AppRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        keepalive_timeout=settings.keepalive_timeout_seconds,
+        max_line_size=MAX_LINE_SIZE,
+        max_field_size=MAX_FIELD_SIZE,
+        max_headers=MAX_HEADERS,
+        lingering_time=LINGERING_SECONDS,
+    )
 
 
 class _Drain:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -29,6 +29,10 @@ class CensusRow(ApiModel):
 
 
 class CensusPut(ApiModel):
+    # Up to 50,000 rows of about 200 bytes each, pretty-printed (a county of townships by
+    # age band, gender and education is a few thousand).
+    max_body_bytes: ClassVar[int] = 10 * 1024 * 1024
+
     rows: list[CensusRow] = Field(min_length=1, max_length=50_000)
 
 

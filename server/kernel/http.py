@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from server.kernel.errors import DeadlineExceeded, ValidationFailed
+from server.kernel.errors import DeadlineExceeded, PayloadTooLarge, ValidationFailed
 from server.kernel.keys import PRINCIPAL
 
 ROLES = ("resident", "editor", "analyst", "admin")
@@ -37,10 +37,17 @@ class EndpointSpec:
     status: int
     summary: str
     tag: str
+    deadline: float = 0.0
+    max_body: int = 0  # bytes of JSON body read by read_json/read_optional
 
 
 RESIDENT_DEADLINE_SECONDS = 10.0
 STAFF_DEADLINE_SECONDS = 120.0
+# A JSON body's limit unless the route (or its body model's `max_body_bytes`) declares more:
+# every request model but an article and a census fits in it many times over.
+JSON_MAX_BODY = 64 * 1024
+_BODY_LIMIT = web.RequestKey("body_limit", int)
+_BODY = web.RequestKey("body", bytes)
 
 
 def endpoint(
@@ -52,22 +59,33 @@ def endpoint(
     status: int = 200,
     tag: str = "",
     deadline: float | None = None,
+    max_body: int | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare a handler's access rule and its models; parsed models arrive as `body=`/`query=`.
 
     Every request has a deadline (503 `deadline_exceeded` past it): residents' and public
-    routes 10 s by default, staff routes (imports, exports, statistics) 120 s."""
+    routes 10 s by default, staff routes (imports, exports, statistics) 120 s; a body still
+    arriving counts against it, so a client sending one byte a second is cut off.
+
+    A JSON body may have `max_body` bytes (413 `payload_too_large` beyond): by default the
+    body model's `max_body_bytes`, else 64 KiB. A declared limit is checked against
+    Content-Length before anything is read."""
     allowed = None if roles == "public" else frozenset(roles)
     if allowed is not None and not allowed <= set(ROLES):
         raise ValueError(f"unknown roles: {set(allowed) - set(ROLES)}")
     if deadline is None:
         residents = allowed is None or allowed <= {"resident"}
         deadline = RESIDENT_DEADLINE_SECONDS if residents else STAFF_DEADLINE_SECONDS
+    declared = max_body is not None or body is not None
+    limit = max_body if max_body is not None else _model_limit(body)
 
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def wrapped(request: web.Request) -> web.StreamResponse:
             kwargs: dict[str, Any] = {}
+            request[_BODY_LIMIT] = limit
+            if declared:
+                refuse_declared_oversize(request, limit)
             try:
                 async with asyncio.timeout(deadline):
                     if query is not None:
@@ -82,7 +100,7 @@ def endpoint(
 
         doc = inspect.getdoc(handler) or handler.__name__
         wrapped.__endpoint__ = EndpointSpec(  # type: ignore[attr-defined]
-            allowed, body, query, response, status, doc.splitlines()[0], tag
+            allowed, body, query, response, status, doc.splitlines()[0], tag, deadline, limit
         )
         return wrapped
 
@@ -93,8 +111,52 @@ def spec_of(handler: Any) -> EndpointSpec | None:
     return getattr(handler, "__endpoint__", None)
 
 
+def _model_limit(model: type[BaseModel] | None) -> int:
+    declared = getattr(model, "max_body_bytes", None)
+    return declared if isinstance(declared, int) else JSON_MAX_BODY
+
+
+def body_too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"请求体超过本接口的上限 {describe_bytes(limit)}，请精简内容或分批提交",
+        details={"max_bytes": limit},
+    )
+
+
+def describe_bytes(size: int) -> str:
+    for unit, name in ((1024 * 1024, "MB"), (1024, "KB")):
+        if size >= unit and size % unit == 0:
+            return f"{size // unit} {name}"
+    return f"{size} 字节"
+
+
+def refuse_declared_oversize(request: web.Request, limit: int) -> None:
+    """413 before reading anything when the client announces a body over `limit`."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise body_too_large(limit)
+
+
+async def read_body(request: web.Request, limit: int | None = None) -> bytes:
+    """The request body, at most `limit` bytes (default: the route's). Counted as it arrives,
+    after any Content-Encoding is undone, so neither a chunked body without Content-Length
+    nor a small gzip that inflates can get past the limit."""
+    if limit is None:
+        limit = request.get(_BODY_LIMIT, JSON_MAX_BODY)
+    if _BODY in request:
+        return request[_BODY]
+    refuse_declared_oversize(request, limit)
+    received = bytearray()
+    while chunk := await request.content.readany():
+        received.extend(chunk)
+        if len(received) > limit:
+            raise body_too_large(limit)
+    request[_BODY] = raw = bytes(received)
+    return raw
+
+
 async def read_json(request: web.Request) -> Any:
-    raw = await request.read()
+    raw = await read_body(request)
     if not raw:
         raise ValidationFailed("请求体不能为空，请发送 JSON", details=[])
     try:
@@ -105,7 +167,7 @@ async def read_json(request: web.Request) -> Any:
 
 async def read_optional(request: web.Request, model: type[M]) -> M | None:
     """An optional JSON body: None when the request has none (e.g. workflow actions)."""
-    if not (await request.read()).strip():
+    if not (await read_body(request)).strip():
         return None
     return parse_model(model, await read_json(request), location="body")
 

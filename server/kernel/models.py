@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Role = Annotated[str, StringConstraints(pattern=r"^(resident|editor|analyst|admin)$")]
 ObjectIdStr = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{24}$")]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Search text (`q`): a few words; longer text only costs tokenizing and scoring time.
+SEARCH_MAX = 64
+SearchText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=SEARCH_MAX)]
+PAGE_SIZE_MAX = 100
 
 ItemT = TypeVar("ItemT")
 
@@ -19,10 +23,14 @@ class ApiModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    # The largest JSON body a route taking this model reads (`server.kernel.http.endpoint`);
+    # a model whose legitimate bodies are larger declares its own, derived from its limits.
+    max_body_bytes: ClassVar[int] = 64 * 1024
+
 
 class PageQuery(ApiModel):
     page: int = Field(default=1, ge=1, le=100_000)
-    page_size: int = Field(default=20, ge=1, le=100)
+    page_size: int = Field(default=20, ge=1, le=PAGE_SIZE_MAX)
 
     @property
     def skip(self) -> int:

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
 
     # Upper bound for any request body; imports have their own, larger bound.
     max_body_bytes: int = Field(default=11 * 1024 * 1024, ge=1024)
+    # An idle keep-alive connection is closed after this, and so is a new one whose request
+    # headers have not all arrived by then (aiohttp's timer does not restart on partial
+    # headers): the slow-header (slowloris) bound. Above a proxy's idle timeout (nginx: 60 s).
+    keepalive_timeout_seconds: float = Field(default=75.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
