@@ -48,7 +48,7 @@ async def get_article_admin(request: web.Request) -> web.Response:
     return json_response(service.editor_view(doc))
 
 
-@endpoint(roles=WRITERS, body=ArticleUpdate, tag="articles")
+@endpoint(roles=WRITERS, body=ArticleUpdate, tag="articles", errors=(409,))
 async def update_article(request: web.Request, *, body: ArticleUpdate) -> web.Response:
     """Replace an article's content; `version` must be the one edited (stale: 409)."""
     app = request.app
@@ -65,7 +65,7 @@ async def update_article(request: web.Request, *, body: ArticleUpdate) -> web.Re
     return json_response(service.editor_view(doc))
 
 
-@endpoint(roles=WRITERS, status=204, tag="articles")
+@endpoint(roles=WRITERS, status=204, tag="articles", errors=(409,))
 async def delete_article(request: web.Request) -> web.Response:
     """Delete a draft that was never published."""
     app = request.app
@@ -96,7 +96,7 @@ def _workflow(action: str, summary: str) -> Handler:
 
     handler.__doc__ = summary
     handler.__name__ = f"{action}_article"
-    return endpoint(roles=WRITERS, tag="articles")(handler)
+    return endpoint(roles=WRITERS, tag="articles", errors=(409,), reads_body=True)(handler)
 
 
 @endpoint(roles="public", query=ArticleQuery, tag="articles")

@@ -43,7 +43,14 @@ def _qid(request: web.Request) -> str:
     return request.match_info["question_id"]
 
 
-@endpoint(roles=WRITERS, body=QuestionCreate, response=QuestionRead, status=201, tag="questions")
+@endpoint(
+    roles=WRITERS,
+    body=QuestionCreate,
+    response=QuestionRead,
+    status=201,
+    tag="questions",
+    errors=(409,),
+)
 async def create_question(request: web.Request, *, body: QuestionCreate) -> web.Response:
     """Create a draft question."""
     app = request.app
@@ -79,7 +86,7 @@ async def get_question(request: web.Request) -> web.Response:
     )
 
 
-@endpoint(roles=WRITERS, body=QuestionUpdate, response=QuestionRead, tag="questions")
+@endpoint(roles=WRITERS, body=QuestionUpdate, response=QuestionRead, tag="questions", errors=(409,))
 async def update_question(request: web.Request, *, body: QuestionUpdate) -> web.Response:
     """Replace a question's content; `version` must be the one you edited (stale: 409)."""
     app = request.app
@@ -96,7 +103,7 @@ async def update_question(request: web.Request, *, body: QuestionUpdate) -> web.
     return json_response(service.to_read(doc))
 
 
-@endpoint(roles=WRITERS, status=204, tag="questions")
+@endpoint(roles=WRITERS, status=204, tag="questions", errors=(409,))
 async def delete_question(request: web.Request) -> web.Response:
     """Delete a draft that was never published."""
     app = request.app
@@ -123,7 +130,9 @@ def _workflow(action: str, doc: str) -> Handler:
 
     handler.__doc__ = doc
     handler.__name__ = f"{action}_question"
-    return endpoint(roles=WRITERS, response=QuestionRead, tag="questions")(handler)
+    return endpoint(
+        roles=WRITERS, response=QuestionRead, tag="questions", errors=(409,), reads_body=True
+    )(handler)
 
 
 submit_question = _workflow("submit", "Ask for review (draft → in_review).")
@@ -183,7 +192,7 @@ async def _file_part(request: web.Request) -> tuple[str, bytes] | None:
     return None
 
 
-@endpoint(roles=WRITERS, query=ImportQuery, response=ImportResult, tag="questions")
+@endpoint(roles=WRITERS, query=ImportQuery, response=ImportResult, tag="questions", reads_body=True)
 async def import_questions(request: web.Request, *, query: ImportQuery) -> web.Response:
     """Import questions from .xlsx, .csv or .json with the template columns; dry_run validates only."""
     filename, data = await _read_upload(request)

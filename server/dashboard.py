@@ -105,12 +105,12 @@ def setup(app: web.Application) -> None:
     """Mount the dashboard page and its static files."""
     assets = load_assets()
 
-    @endpoint(roles="public", tag="dashboard")
+    @endpoint(roles="public", tag="dashboard", errors=(304,))
     async def dashboard_page(request: web.Request) -> web.Response:
         """Serve the association's dashboard page (it holds no data)."""
         return respond(request, assets["index.html"], "no-cache")
 
-    @endpoint(roles="public", tag="dashboard")
+    @endpoint(roles="public", tag="dashboard", errors=(304, 404))
     async def dashboard_asset(request: web.Request) -> web.Response:
         """Serve one of the dashboard's static files (JavaScript, CSS, ECharts)."""
         name = request.match_info["name"]

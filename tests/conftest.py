@@ -4,6 +4,7 @@ test client for the real app."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,6 +17,7 @@ from redis.asyncio import Redis
 
 from scripts import services as harness
 from server.app import create_app
+from server.kernel import openapi
 from server.kernel.settings import Settings
 from tests import factories
 from tests.fake_wechat import FakeWeChat
@@ -149,3 +151,60 @@ async def staff(client: TestClient[Any, Any]) -> factories.StaffTokens:
 async def staff_in(resident_client: TestClient[Any, Any]) -> factories.StaffTokens:
     """Staff tokens on the resident-facing app (the one with the demo county seeded)."""
     return await factories.staff_tokens(resident_client)
+
+
+# ---------------------------------------------------------------- statuses against the contract
+# Every status any test sees from an API route must be one that route declares in the OpenAPI
+# document (the fuzzer checks the same from outside; the tests reach states it can't, such as
+# a contest already taken or a stale version). Collected from the access log of every app the
+# tests run; checked once at the end of the session.
+
+
+class _StatusRecorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seen: dict[tuple[str, str], set[int]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        key = (str(getattr(record, "method", "")), str(getattr(record, "path", "")))
+        self.seen.setdefault(key, set()).add(int(getattr(record, "status", 0)))
+
+
+_STATUSES = _StatusRecorder()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    access = logging.getLogger("server.access")
+    access.addHandler(_STATUSES)
+    # Else the records stop at the root's default WARNING before any handler sees them.
+    access.setLevel(logging.INFO)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    undeclared = undeclared_statuses(_STATUSES.seen)
+    if undeclared and exitstatus == 0:
+        session.exitstatus = 1
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = "\n".join(f"  {u}" for u in undeclared)
+        message = f"statuses seen but not declared in the OpenAPI document:\n{lines}\n"
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+
+
+def undeclared_statuses(seen: dict[tuple[str, str], set[int]]) -> list[str]:
+    settings = Settings(_env_file=None, app_env="development")  # type: ignore[call-arg]
+    document = openapi.build(create_app(settings))
+    declared = {
+        (method.upper(), path): {int(status) for status in operation["responses"]}
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    found = []
+    for (method, path), statuses in sorted(seen.items()):
+        if (method, path) not in declared:
+            continue  # a route a test added for itself, or no route at all
+        for status in sorted(statuses - declared[(method, path)]):
+            # 499: the client left (nobody reads it); a 500 is a failure the test provoked.
+            if status not in (499, 500):
+                found.append(f"{method} {path} → {status}")
+    return found

@@ -51,7 +51,9 @@ async def _resident(request: web.Request) -> dict[str, object]:
     )
 
 
-@endpoint(roles=RESIDENT, body=QuizStart, response=QuizOut, status=201, tag="quizzes")
+@endpoint(
+    roles=RESIDENT, body=QuizStart, response=QuizOut, status=201, tag="quizzes", errors=(404, 409)
+)
 async def start_quiz(request: web.Request, *, body: QuizStart) -> web.Response:
     """Start a quiz (daily, practice, contest); answers stay on the server."""
     quiz = await service.start_quiz(
@@ -64,7 +66,7 @@ async def start_quiz(request: web.Request, *, body: QuizStart) -> web.Response:
     return json_response(quiz, status=201)
 
 
-@endpoint(roles=RESIDENT, body=QuizSubmit, response=QuizResult, tag="quizzes")
+@endpoint(roles=RESIDENT, body=QuizSubmit, response=QuizResult, tag="quizzes", errors=(409,))
 async def submit_quiz(request: web.Request, *, body: QuizSubmit) -> web.Response:
     """Submit answers; a repeated submit returns the first result unchanged."""
     result = await service.submit_quiz(
@@ -76,7 +78,7 @@ async def submit_quiz(request: web.Request, *, body: QuizSubmit) -> web.Response
     return json_response(result)
 
 
-@endpoint(roles=RESIDENT, query=PageQuery, tag="quizzes")
+@endpoint(roles=RESIDENT, query=PageQuery, tag="quizzes", errors=(404,))
 async def my_attempts(request: web.Request, *, query: PageQuery) -> web.Response:
     """The resident's own submitted quizzes, newest first."""
     user = await _resident(request)
@@ -88,7 +90,7 @@ async def my_attempts(request: web.Request, *, query: PageQuery) -> web.Response
     )
 
 
-@endpoint(roles=("resident", "analyst"), query=LeaderboardQuery, tag="quizzes")
+@endpoint(roles=("resident", "analyst"), query=LeaderboardQuery, tag="quizzes", errors=(404,))
 async def leaderboard(request: web.Request, *, query: LeaderboardQuery) -> web.Response:
     """Points leaderboard for the county or a township, by week, month or all time."""
     principal = request[PRINCIPAL]
@@ -126,7 +128,7 @@ async def township_ranking(request: web.Request, *, query: TownshipRankingQuery)
 
 
 # Quiz history meets articles here (scoring already depends on content, not the reverse).
-@endpoint(roles=RESIDENT, tag="articles")
+@endpoint(roles=RESIDENT, tag="articles", errors=(404,))
 async def for_you(request: web.Request) -> web.Response:
     """Articles for the resident's recent mistakes and group, each with the reason."""
     app = request.app

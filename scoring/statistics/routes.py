@@ -35,7 +35,7 @@ async def participation(request: web.Request, *, query: ParticipationQuery) -> w
     return json_response({**body, **query.page_of(body.pop("items"))})
 
 
-@endpoint(roles=ANALYST, query=TrendQuery, tag="association")
+@endpoint(roles=ANALYST, query=TrendQuery, tag="association", errors=(404,))
 async def trend(request: web.Request, *, query: TrendQuery) -> web.Response:
     """Month-by-month literate share of the county or one township."""
     app = request.app

@@ -37,7 +37,7 @@ class TokenRead(ApiModel):
     user: UserRead
 
 
-@endpoint(roles="public", body=StaffLogin, response=TokenRead, tag="auth")
+@endpoint(roles="public", body=StaffLogin, response=TokenRead, tag="auth", errors=(401,))
 async def staff_login(request: web.Request, *, body: StaffLogin) -> web.Response:
     """Sign a staff member in with username and password."""
     settings = request.app[SETTINGS]
@@ -104,14 +104,14 @@ async def _resident_session(request: web.Request, openid: str, unionid: str | No
     )
 
 
-@endpoint(roles="public", body=WeChatLogin, tag="auth")
+@endpoint(roles="public", body=WeChatLogin, tag="auth", errors=(401, 403))
 async def wechat_login(request: web.Request, *, body: WeChatLogin) -> web.Response:
     """Sign a resident in with the code from wx.login (exchanged with WeChat's jscode2session)."""
     identity = await wechat.exchange_code(request.app[HTTP], request.app[SETTINGS], body.code)
     return await _resident_session(request, identity.openid, identity.unionid)
 
 
-@endpoint(roles="public", body=DevLogin, tag="auth")
+@endpoint(roles="public", body=DevLogin, tag="auth", errors=(403,))
 async def dev_login(request: web.Request, *, body: DevLogin) -> web.Response:
     """Development only: sign in as a resident by a made-up openid (refused in production)."""
     if not request.app[SETTINGS].is_development:
@@ -127,7 +127,7 @@ def me_view(user: dict[str, object], privacy_version: str) -> dict[str, object]:
     return view
 
 
-@endpoint(roles=ANY_ROLE, tag="me")
+@endpoint(roles=ANY_ROLE, tag="me", errors=(404,))
 async def get_me(request: web.Request) -> web.Response:
     """The signed-in user and, for residents, their profile."""
     principal = request[PRINCIPAL]
@@ -136,7 +136,7 @@ async def get_me(request: web.Request) -> web.Response:
     return json_response(me_view(user, request.app[SETTINGS].privacy_notice_version))
 
 
-@endpoint(roles=("resident",), body=ProfileUpdate, tag="me")
+@endpoint(roles=("resident",), body=ProfileUpdate, tag="me", errors=(404,))
 async def put_me(request: web.Request, *, body: ProfileUpdate) -> web.Response:
     """Set the resident's profile (township, birth year, gender, group, education); a
     `consent_version` records that they accepted that privacy notice."""
@@ -173,7 +173,7 @@ async def put_me(request: web.Request, *, body: ProfileUpdate) -> web.Response:
     return json_response(me_view(user, current))
 
 
-@endpoint(roles=("resident",), tag="me")
+@endpoint(roles=("resident",), tag="me", errors=(404,))
 async def export_me(request: web.Request) -> web.Response:
     """A copy of everything held about the resident (PIPL): account, profile, answers, reading."""
     principal = request[PRINCIPAL]

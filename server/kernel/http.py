@@ -39,6 +39,24 @@ class EndpointSpec:
     tag: str
     deadline: float = 0.0
     max_body: int = 0  # bytes of JSON body read by read_json/read_optional
+    # Error statuses this route answers beyond the ones every route of its kind has (see
+    # `error_statuses`): 404 for an unknown object, 409 for a state conflict, …
+    errors: frozenset[int] = frozenset()
+    reads_body: bool = False  # a JSON body it parses itself (optional, or an upload)
+
+    def error_statuses(self, path: str) -> frozenset[int]:
+        """Every error status the route can answer, for the OpenAPI document (the fuzzer and
+        the test suite's status recorder fail on a status seen but not listed here)."""
+        statuses = {429, 503}  # the rate limit; storage away or the deadline passed
+        if self.roles is not None:
+            statuses |= {401, 403}
+        if self.body is not None or self.reads_body:
+            statuses |= {413, 422}
+        if self.query is not None:
+            statuses.add(422)
+        if "{" in path:
+            statuses.add(404)
+        return frozenset(statuses | self.errors)
 
 
 RESIDENT_DEADLINE_SECONDS = 10.0
@@ -60,6 +78,8 @@ def endpoint(
     tag: str = "",
     deadline: float | None = None,
     max_body: int | None = None,
+    errors: tuple[int, ...] = (),
+    reads_body: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Declare a handler's access rule and its models; parsed models arrive as `body=`/`query=`.
 
@@ -69,7 +89,12 @@ def endpoint(
 
     A JSON body may have `max_body` bytes (413 `payload_too_large` beyond): by default the
     body model's `max_body_bytes`, else 64 KiB. A declared limit is checked against
-    Content-Length before anything is read."""
+    Content-Length before anything is read.
+
+    `errors` lists the statuses particular to the route: its own errors, or 304 for a
+    conditional GET (the usual ones follow from its roles, body, query and path:
+    `EndpointSpec.error_statuses`); `reads_body` marks a route that reads a body without a
+    `body` model (an optional one, or an upload)."""
     allowed = None if roles == "public" else frozenset(roles)
     if allowed is not None and not allowed <= set(ROLES):
         raise ValueError(f"unknown roles: {set(allowed) - set(ROLES)}")
@@ -100,7 +125,17 @@ def endpoint(
 
         doc = inspect.getdoc(handler) or handler.__name__
         wrapped.__endpoint__ = EndpointSpec(  # type: ignore[attr-defined]
-            allowed, body, query, response, status, doc.splitlines()[0], tag, deadline, limit
+            allowed,
+            body,
+            query,
+            response,
+            status,
+            doc.splitlines()[0],
+            tag,
+            deadline,
+            limit,
+            frozenset(errors),
+            reads_body,
         )
         return wrapped
 

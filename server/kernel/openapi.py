@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from server.kernel.http import spec_of
+from server.kernel.http import EndpointSpec, spec_of
 
 _REF = "#/components/schemas/{model}"
 _ERROR_SCHEMA = {
@@ -38,7 +38,7 @@ def build(app: web.Application) -> dict[str, Any]:
         operation: dict[str, Any] = {
             "summary": spec.summary,
             "tags": [spec.tag] if spec.tag else [],
-            "responses": _responses(spec.status, spec.response, components),
+            "responses": _responses(spec, route.resource.canonical, components),
             "x-roles": sorted(spec.roles) if spec.roles is not None else "public",
         }
         if spec.roles is not None:
@@ -70,17 +70,39 @@ def _ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
     return {"$ref": _REF.format(model=model.__name__)}
 
 
-def _responses(
-    status: int, model: type[BaseModel] | None, components: dict[str, Any]
-) -> dict[str, Any]:
+_ERROR_MEANINGS = {
+    400: "请求格式有误",
+    401: "未登录或登录已失效",
+    403: "当前角色无权调用，或账号受限",
+    404: "对象不存在",
+    409: "与当前状态冲突（版本已变、流程不允许、已完成等）",
+    413: "请求体或上传文件超过上限",
+    422: "参数或请求体不符合要求（details 列出每个字段）",
+    429: "请求过于频繁（Retry-After 给出等待秒数）",
+    503: "存储服务暂时不可用或处理超时（Retry-After 给出等待秒数）",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "建议等待的秒数", "schema": {"type": "string"}}}
+
+
+def _responses(spec: EndpointSpec, path: str, components: dict[str, Any]) -> dict[str, Any]:
+    """The success status and every error status the route can answer, each error with the
+    one error body (`Error`); nothing is left to a `default`."""
     success: dict[str, Any] = {"description": "成功"}
-    if model is not None:
-        success["content"] = {"application/json": {"schema": _ref(model, components)}}
-    error = {
-        "description": "错误",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-    return {str(status): success, "default": error}
+    if spec.response is not None:
+        success["content"] = {"application/json": {"schema": _ref(spec.response, components)}}
+    responses = {str(spec.status): success}
+    for status in sorted(spec.error_statuses(path)):
+        if status == 304:  # a conditional GET whose copy is current: no body
+            responses["304"] = {"description": "未修改（客户端缓存仍有效）"}
+            continue
+        error: dict[str, Any] = {
+            "description": _ERROR_MEANINGS.get(status, "错误"),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        if status in (429, 503):
+            error["headers"] = _RETRY_AFTER
+        responses[str(status)] = error
+    return responses
 
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:
