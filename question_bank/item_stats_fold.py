@@ -36,6 +36,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from question_bank import storage
 from question_bank.item_stats import batch_increments
 from server.kernel.clock import now
+from server.kernel.logs import log_background_failure
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ async def run(db: AsyncDatabase, stop: asyncio.Event) -> None:
                 await prune(db)
                 pruned_at = time.monotonic()
         except Exception:
-            log.exception("item statistics fold failed; retrying in a second")
+            log_background_failure(log, "item statistics fold failed; retrying in a second")
         if not backlog:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), INTERVAL_SECONDS)

@@ -54,7 +54,7 @@ from aiohttp.typedefs import Handler
 
 from server.app import create_app
 from server.kernel.keys import SETTINGS
-from server.kernel.logs import configure_logging
+from server.kernel.logs import configure_logging, protocol_log
 from server.kernel.settings import Settings
 
 # Named, not __name__: a worker runs this module as __main__.
@@ -336,6 +336,7 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
         max_field_size=MAX_FIELD_SIZE,
         max_headers=MAX_HEADERS,
         lingering_time=LINGERING_SECONDS,
+        logger=protocol_log(),
     )
 
 

@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from scoring.quizzes import storage
 from server.kernel.kv import Kv
+from server.kernel.logs import log_background_failure
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
@@ -143,7 +144,9 @@ class Leaderboards:
             if not await storage.boards_alive(self.kv):
                 await rebuild(self.db, self.kv)
         except Exception:
-            log.exception("leaderboard rebuild failed; the next award or read retries it")
+            log_background_failure(
+                log, "leaderboard rebuild failed; the next award or read retries it"
+            )
         finally:
             await storage.release_rebuild_lock(self.kv, token)
 

@@ -37,6 +37,7 @@ from server.county.periods import COUNTY_TZ, period_keys, seconds_until_next_day
 from server.county.vocab import age_band
 from server.kernel.errors import Conflict, ValidationFailed
 from server.kernel.kv import Kv
+from server.kernel.logs import log_background_failure
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
@@ -261,7 +262,9 @@ async def sweep_uncounted(db: AsyncDatabase, stop: asyncio.Event) -> None:
                 db, before=datetime.now(UTC) - timedelta(seconds=SWEEP_MIN_AGE_SECONDS)
             )
         except Exception:
-            log.exception("sweep of uncounted assessments failed; next try in ten minutes")
+            log_background_failure(
+                log, "sweep of uncounted assessments failed; next try in ten minutes"
+            )
 
 
 async def rebuild_cells(db: AsyncDatabase) -> int:

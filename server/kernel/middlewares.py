@@ -15,11 +15,12 @@ from typing import Any
 
 import redis.exceptions
 from aiohttp import web
-from pymongo.errors import ConnectionFailure, OperationFailure
+from pymongo.errors import OperationFailure
 
 from server.kernel.errors import ApiError, RateLimited
 from server.kernel.http import MiddlewareHandler, bearer_token, json_response
 from server.kernel.keys import KV, PRINCIPAL, REQUEST_ID, SETTINGS
+from server.kernel.logs import STORAGE_AWAY
 
 access_log = logging.getLogger("server.access")
 log = logging.getLogger("server.errors")
@@ -91,11 +92,7 @@ async def _handle(request: web.Request, handler: MiddlewareHandler) -> web.Strea
             raise
         code, message = _HTTP_CODES.get(error.status, ("http_error", error.reason))
         return json_response(error_body(code, message), status=error.status)
-    except (
-        ConnectionFailure,
-        redis.exceptions.ConnectionError,
-        redis.exceptions.TimeoutError,
-    ) as error:
+    except STORAGE_AWAY as error:
         log.warning(
             "storage unreachable",
             extra={"request_id": request[REQUEST_ID], "error": repr(error)[:300]},

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -419,6 +420,36 @@ async def test_oversized_request_heads_are_refused(served: tuple[str, int], head
         assert status == 400
     finally:
         writer.close()
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer SECRET\x01TOKEN\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+        b"POST /healthz HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
+    ids=["control-character", "header-line", "broken-chunk"],
+)
+async def test_a_malformed_request_is_a_warning_not_an_error_with_a_traceback(
+    served: tuple[str, int], head: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not valid HTTP is the client's fault: 400, one warning naming the fault, and none of
+    the request's bytes (they may carry a token) in the log."""
+    host, port = served
+    reader, writer = await asyncio.open_connection(host, port)
+    with caplog.at_level(logging.INFO):
+        try:
+            writer.write(head)
+            status, _, _ = await asyncio.wait_for(read_response(reader), 2)
+            assert status == 400
+        finally:
+            writer.close()
+        await asyncio.sleep(0.1)
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert [r.levelno for r in records] == [logging.WARNING], records
+    assert records[0].exc_info is None and getattr(records[0], "fault", "")
+    assert not any("SECRET" in r.getMessage() or r.exc_info for r in caplog.records)
 
 
 # ------------------------------------------------------------------ rate limits
