@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -52,9 +53,18 @@ async def user_attempts(
 
 
 async def anonymise_attempts(db: AsyncDatabase, user_id: str) -> None:
+    """Cut what ties the resident's attempts to them, keeping what the statistics read.
+
+    Gone: the user id, the signed quiz id (it carries the user id) and the once-per-period
+    key (it starts with it), and the markers of their first assessment each year. Kept: the
+    answers, scores and the profile snapshot the literacy cells count. Still there: the
+    attempt `_id`, `<user_id>:<nonce>`; re-keying stored attempts races with the cells sweep
+    and the item statistics fold, which find attempts by `_id` (see docs/privacy.md)."""
     await db[ATTEMPTS].update_many(
-        {"user_id": user_id}, {"$set": {"user_id": None, "anonymised": True}}
+        {"user_id": user_id},
+        {"$set": {"user_id": None, "anonymised": True}, "$unset": {"quiz_id": "", "once_key": ""}},
     )
+    await db["assessment_firsts"].delete_many({"_id": {"$regex": f"^{re.escape(user_id)}:"}})
 
 
 # ------------------------------------------------------------------ residents' quiz state in Redis

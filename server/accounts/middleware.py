@@ -24,7 +24,24 @@ async def auth_middleware(request: web.Request, handler: MiddlewareHandler) -> w
     if spec is None or spec.roles is None:
         return await handler(request)  # public route, or the router's own 404/405
     if principal is None:
+        if (
+            token
+            and _is_account_deletion(request)
+            and await auth.account_erased(request.app, token)
+        ):
+            # A retry of a deletion that went through (its answer lost on the way): the
+            # same answer again, so the client can tell it is done.
+            return web.Response(status=204)
         raise Unauthorized("登录已失效，请重新登录" if token else "请先登录")
     if principal.role != "admin" and principal.role not in spec.roles:
         raise Forbidden()
     return await handler(request)
+
+
+def _is_account_deletion(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    return (
+        request.method == "DELETE"
+        and resource is not None
+        and resource.canonical.endswith("/api/v1/me")
+    )

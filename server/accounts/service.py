@@ -157,7 +157,7 @@ async def erase_resident(db: AsyncDatabase, kv: Kv, *, user_id: str) -> None:
     """Erase personal data: the account keeps no openid, unionid or profile, and every
     token is revoked. (Other domains forget the resident through their erase hooks.)"""
     await storage.erase(db, user_id, datetime.now(UTC))
-    await auth.revoke_all_tokens(db, kv, user_id)
+    await auth.revoke_all_tokens(db, kv, user_id, account_erased=True)
     await cache_profile(kv, user_id=user_id, profile=None)
 
 

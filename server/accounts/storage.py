@@ -133,7 +133,27 @@ async def save_session(
 
 
 async def find_session(db: AsyncDatabase, digest: str, now: datetime) -> Document | None:
-    return await db[SESSIONS].find_one({"_id": digest, "expires_at": {"$gt": now}})
+    session = await db[SESSIONS].find_one({"_id": digest, "expires_at": {"$gt": now}})
+    return None if session is None or session.get("erased") else session
+
+
+async def was_erased(db: AsyncDatabase, digest: str, now: datetime) -> bool:
+    """Whether this token's account was deleted (lately: the mark expires in a day)."""
+    found = await db[SESSIONS].find_one({"_id": digest, "expires_at": {"$gt": now}, "erased": True})
+    return found is not None
+
+
+async def mark_sessions_erased(db: AsyncDatabase, user_id: str, keep_until: datetime) -> None:
+    """The account's sessions stop authenticating and keep only the token digest and a mark,
+    no user id, for at most `keep_until`: a retried deletion is then answered as the first."""
+    await db[SESSIONS].update_many(
+        {"user_id": user_id},
+        {
+            "$set": {"erased": True},
+            "$unset": {"user_id": "", "role": ""},
+            "$min": {"expires_at": keep_until},
+        },
+    )
 
 
 async def delete_session(db: AsyncDatabase, digest: str) -> None:

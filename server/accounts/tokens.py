@@ -100,6 +100,11 @@ async def authenticate(app: web.Application, token: str) -> Principal | None:
     return Principal(user_id=session["user_id"], role=session["role"], token_hash=digest)
 
 
+async def account_erased(app: web.Application, token: str) -> bool:
+    """Whether the token belonged to an account deleted within the last day."""
+    return await storage.was_erased(app[DB], _token_hash(token), datetime.now(UTC))
+
+
 async def revoke_token(db: AsyncDatabase, kv: Kv, principal: Principal) -> None:
     """Sign out: the record goes first (it decides), then the cached copy."""
     await storage.delete_session(db, principal.token_hash)
@@ -108,8 +113,19 @@ async def revoke_token(db: AsyncDatabase, kv: Kv, principal: Principal) -> None:
         await kv.redis.srem(kv.key("user_tokens", principal.user_id), principal.token_hash)
 
 
-async def revoke_all_tokens(db: AsyncDatabase, kv: Kv, user_id: str) -> None:
-    await storage.delete_sessions_of(db, user_id)
+# How long a deleted account's tokens are remembered as such: a retry of the deletion within
+# it is answered 204 again instead of 401.
+ERASED_MARK_SECONDS = 24 * 3600
+
+
+async def revoke_all_tokens(
+    db: AsyncDatabase, kv: Kv, user_id: str, *, account_erased: bool = False
+) -> None:
+    if account_erased:
+        keep_until = datetime.now(UTC) + timedelta(seconds=ERASED_MARK_SECONDS)
+        await storage.mark_sessions_erased(db, user_id, keep_until)
+    else:
+        await storage.delete_sessions_of(db, user_id)
     index = kv.key("user_tokens", user_id)
     with contextlib.suppress(*_REDIS_AWAY):
         digests = await kv.redis.smembers(index)

@@ -263,8 +263,16 @@ async def test_deleting_the_account_erases_personal_data_and_keeps_anonymous_ans
     assert "openid" not in user and "unionid" not in user and user["profile"] == {}
     attempt = await db["attempts"].find_one({})
     assert attempt["user_id"] is None and attempt["anonymised"] is True
+    assert "quiz_id" not in attempt, "the signed quiz id carries the user id"
+    assert "once_key" not in attempt, "the once-per-period key starts with the user id"
     assert attempt["profile"]["township_code"] == "450223102", "kept for statistics"
     assert (await resident_client.get("/api/v1/me", headers=auth(token))).status == 401
+    # Idempotent: a retry (its first answer lost on a flaky network) is answered the same.
+    assert (await resident_client.delete("/api/v1/me", headers=auth(token))).status == 204
+    assert (await resident_client.get("/api/v1/me", headers=auth(token))).status == 401
+    assert await db["sessions"].count_documents({"user_id": str(user["_id"])}) == 0
+    # Another revoked or made-up token still gets 401 from the deletion route.
+    assert (await resident_client.delete("/api/v1/me", headers=auth("nope"))).status == 401
     again = await (await resident_client.post("/api/v1/auth/wechat", json={"code": "ok-o"})).json()
     assert again["is_new"] is True
 
