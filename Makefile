@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup services run test lint bench eval clean
+.PHONY: setup services run test lint bench eval chaos fuzz clean
 
 $(STAMP): pyproject.toml package.json package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,16 @@ bench: setup
 eval: setup
 	$(PY) -m scripts.simulation
 	$(PY) -m scripts.eval --townships 200 --scale 1
+
+# Fault injection: two app processes under a 2-minute submit storm while Redis and the database
+# server are SIGKILLed and started again, 3 times each; prints its figures, non-zero on a violation.
+chaos: setup
+	$(PY) -m scripts.chaos --seconds 120 --kills 3
+
+# schemathesis against the running service's OpenAPI document, once per role and once without a
+# token: at least 10,000 requests, no server error, every response as the document declares.
+fuzz: setup
+	$(PY) -m scripts.fuzz --examples 60 --min-requests 10000
 
 clean:
 	rm -rf .services .artifacts
