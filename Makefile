@@ -40,6 +40,7 @@ bench: setup
 	$(PY) -m scripts.bench
 	$(PY) -m scripts.bench_residents
 	$(PY) -m scripts.bench_residents --durable
+	$(PY) -m scripts.irt_bench
 
 # Township estimates validated on a synthetic county with known truth: 20 seeded runs of
 # 200 townships in process, then the same full county pushed through the real HTTP API.
