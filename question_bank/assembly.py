@@ -248,16 +248,18 @@ def assemble_assessment(
     *,
     rng: random.Random,
     facility: dict[str, float],
+    held: frozenset[str] = frozenset(),
 ) -> list[ServedQuestion] | None:
     """A standard form by the blueprint, or None if a dimension lacks items.
 
     Forms are made comparable by stratified sampling: each dimension's items are ranked by
     expected facility and cut into as many strata as items are needed, one item drawn from
     each, so every form spans the same range of difficulty. Options are shuffled but never
-    dropped (the elderly rule would make a form easier, and forms must be comparable)."""
+    dropped (the elderly rule would make a form easier, and forms must be comparable). Items
+    in `held` ("id:version", e.g. flagged for DIF and not yet reviewed) are never drawn."""
     by_dimension: dict[str, list[PublishedQuestion]] = {d: [] for d in ASSESSMENT_BLUEPRINT}
     for question in bank:
-        if question.dimension in by_dimension:
+        if question.dimension in by_dimension and f"{question.id}:{question.version}" not in held:
             by_dimension[question.dimension].append(question)
     form: list[PublishedQuestion] = []
     for dimension, needed in ASSESSMENT_BLUEPRINT.items():

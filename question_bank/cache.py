@@ -25,7 +25,7 @@ import redis.exceptions
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from question_bank import storage
+from question_bank import item_params, storage
 from question_bank.duplicates import NearDuplicateIndex
 from question_bank.item_stats import MIN_ATTEMPTS_FOR_FLAGS
 from server.kernel.kv import Kv
@@ -94,6 +94,12 @@ class BankCache:
     # Observed share correct per "id:version" with enough attempts (assessment forms use it
     # to balance difficulty); refreshed with every full reload.
     facility: dict[str, float] = field(default_factory=dict)
+    # IRT parameters per "id:version" and the scale they are on (None before the first
+    # calibration, when assessments are scored as percent correct); refreshed likewise.
+    irt: dict[str, item_params.ItemParams] = field(default_factory=dict)
+    scale: item_params.Scale | None = None
+    # "id:version" of items a DIF check keeps off assessment forms until an editor reviews them.
+    held_from_assessment: frozenset[str] = frozenset()
     # Names the published set; a new number (never reused in this process, by any cache)
     # whenever the set changes, so structures derived from it can be kept until then.
     generation: int = field(default_factory=lambda: next(_GENERATIONS))
@@ -135,6 +141,13 @@ class BankCache:
         """Replace the whole snapshot with what is stored."""
         stored = await storage.load_all(db)
         self.facility = await storage.facilities(db, min_attempts=MIN_ATTEMPTS_FOR_FLAGS)
+        irt, scale = await item_params.load(db)
+        if (irt, scale) != (self.irt, self.scale):
+            self.irt, self.scale = irt, scale
+            self.held_from_assessment = frozenset(
+                key for key, params in irt.items() if params.held_from_assessment
+            )
+            self.generation = next(_GENERATIONS)  # assessment forms are arranged from them
         for doc in stored:
             self.apply(doc)
         for gone in set(self.docs) - {str(doc["_id"]) for doc in stored}:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, HttpUrl, StringConstraints, field_validator, model_validator
 
@@ -106,6 +106,25 @@ class QuestionUpdate(QuestionContent):
     version: int = Field(ge=1, description="the version being edited; a stale one is 409")
 
 
+class IrtRead(ApiModel):
+    """The published version's calibrated 2PL parameters (null until calibrated)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: int
+    a: float
+    b: float
+    se_a: float | None
+    se_b: float | None
+    n: int | None
+    model: Literal["2pl", "rasch", "fixed"]
+    fit: dict[str, Any] | None
+    calibrated_at: datetime | None
+    # The Mantel–Haenszel check: {"class": worst ETS class, "groups": per contrast}.
+    dif: dict[str, Any] | None = None
+    dif_review: dict[str, Any] | None = None
+
+
 class QuestionRead(QuestionContent):
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
 
@@ -120,6 +139,8 @@ class QuestionRead(QuestionContent):
     reviewed_by: str | None = None
     published_at: datetime | None = None
     near_duplicates: list[dict[str, Any]] = Field(default_factory=list)
+    # Only in the single-question view: the IRT parameters of the published version.
+    irt: IrtRead | None = None
 
 
 class QuestionPage(Page[QuestionRead]):

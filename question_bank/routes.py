@@ -8,7 +8,7 @@ from datetime import datetime
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from question_bank import importing, service
+from question_bank import importing, item_params, service
 from question_bank.keys import BANK
 from question_bank.models import (
     DuplicatePage,
@@ -80,10 +80,11 @@ async def list_questions(request: web.Request, *, query: QuestionListQuery) -> w
 
 @endpoint(roles=READERS, response=QuestionRead, tag="questions")
 async def get_question(request: web.Request) -> web.Response:
-    """Get one question as editors see it."""
-    return json_response(
-        service.to_read(await service.get_or_raise(request.app[DB], question_id=_qid(request)))
-    )
+    """Get one question as editors see it, with the published version's IRT parameters."""
+    db = request.app[DB]
+    doc = await service.get_or_raise(db, question_id=_qid(request))
+    irt = await item_params.admin_view(db, str(doc["_id"]), doc.get("published_version"))
+    return json_response({**service.to_read(doc), "irt": irt})
 
 
 @endpoint(roles=WRITERS, body=QuestionUpdate, response=QuestionRead, tag="questions", errors=(409,))

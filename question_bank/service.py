@@ -14,7 +14,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from question_bank import storage
+from question_bank import item_params, storage
 from question_bank.cache import BankCache, duplicate_tokens
 from question_bank.duplicates import content_hash
 from question_bank.errors import DuplicateQuestion, QuestionNotFound
@@ -344,7 +344,10 @@ async def item_statistics(db: AsyncDatabase, *, question_id: str) -> Document:
             options=[o["key"] for o in content["options"]],
             answer=content["answer"],
         )
-        versions.append({"version": sums["version"], **summary})
+        irt = await item_params.admin_view(db, question_id, sums["version"])
+        if irt is not None and irt["held_from_assessment"]:
+            summary["flags"].append("dif")  # biased against a group: off assessment forms
+        versions.append({"version": sums["version"], **summary, "irt": irt})
     return {
         "question_id": question_id,
         "versions": versions,

@@ -353,3 +353,50 @@ async def item_stats(db: AsyncDatabase, question_id: str) -> list[Document]:
     # `folded_seq` is the fold's bookkeeping, not a statistic.
     cursor = store.find(db[STATS], {"question_id": question_id}, {"_id": 0, "folded_seq": 0})
     return await cursor.sort("version", 1).to_list()
+
+
+# ------------------------------------------------------------------ IRT item parameters
+
+ITEM_PARAMS = "item_params"  # _id "<question_id>:<version>": the calibrated 2PL parameters
+IRT_SCALE = "irt_scale"  # one document ("current"): the scale's reference form and cut
+
+
+async def save_item_params(db: AsyncDatabase, params: list[Document]) -> None:
+    """Replace the parameters of these question versions (a calibration's output, or an
+    editor's review of a DIF flag); versions not named keep theirs."""
+    ops = [
+        UpdateOne({"_id": f"{p['question_id']}:{p['version']}"}, {"$set": p}, upsert=True)
+        for p in params
+    ]
+    for start in range(0, len(ops), 500):
+        await db[ITEM_PARAMS].bulk_write(ops[start : start + 500], ordered=False)
+
+
+async def all_item_params(db: AsyncDatabase) -> list[Document]:
+    return await store.find(db[ITEM_PARAMS], {}).to_list()
+
+
+async def item_params_of(db: AsyncDatabase, question_id: str, version: int) -> Document | None:
+    return await db[ITEM_PARAMS].find_one({"_id": f"{question_id}:{version}"})
+
+
+async def item_params_with_dif(db: AsyncDatabase, classes: list[str]) -> list[Document]:
+    return await store.find(db[ITEM_PARAMS], {"dif.class": {"$in": classes}}).to_list()
+
+
+async def set_item_review(
+    db: AsyncDatabase, question_id: str, version: int, review: Document
+) -> bool:
+    """Record an editor's review of the version's DIF flag; False if it was never calibrated."""
+    result = await db[ITEM_PARAMS].update_one(
+        {"_id": f"{question_id}:{version}"}, {"$set": {"dif_review": review}}
+    )
+    return result.matched_count == 1
+
+
+async def irt_scale(db: AsyncDatabase) -> Document | None:
+    return await db[IRT_SCALE].find_one({"_id": "current"})
+
+
+async def save_irt_scale(db: AsyncDatabase, scale: Document) -> None:
+    await db[IRT_SCALE].replace_one({"_id": "current"}, {**scale, "_id": "current"}, upsert=True)

@@ -11,7 +11,11 @@ from aiohttp import web
 from content import lifecycle as article_lifecycle
 from question_bank import item_stats_fold
 from question_bank import lifecycle as question_lifecycle
+from question_bank.keys import BANK
+from scoring.irt.keys import CALIBRATIONS
+from scoring.irt.service import Calibrations
 from scoring.quizzes import service as quiz_service
+from scoring.quizzes import storage as quiz_storage
 from scoring.quizzes.keys import ATTEMPT_WRITER, LEADERBOARDS
 from scoring.quizzes.leaderboards import Leaderboards
 from scoring.quizzes.writer import AttemptWriter
@@ -39,12 +43,19 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
     app[LEADERBOARDS] = boards
     await boards.check_on_start()
     app[ESTIMATES] = EstimatesCache()
+    # Calibrations read the stored attempts, which the quizzes domain owns.
+    calibrations = Calibrations(
+        app[DB], app[KV], app[BANK], responses=quiz_storage.calibration_input
+    )
+    app[CALIBRATIONS] = calibrations
     sweep = in_background(lambda stop: quiz_service.sweep_uncounted(app[DB], stop), "cells-sweep")
     fold = in_background(lambda stop: item_stats_fold.run(app[DB], stop), "item-stats-fold")
-    async with fold, sweep:
+    schedule = in_background(calibrations.run_schedule, "irt-schedule")
+    async with fold, sweep, schedule:
         try:
             yield
         finally:
+            await calibrations.stop()
             await writer.stop()
             await boards.stop()
 

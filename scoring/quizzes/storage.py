@@ -8,6 +8,7 @@ import hashlib
 import re
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.exceptions import NoScriptError
 
@@ -417,6 +418,36 @@ async def uncounted_assessments(db: AsyncDatabase, *, before: Any) -> list[Docum
 def scored_assessments(db: AsyncDatabase) -> Any:
     """Every stored assessment, for a rebuild of the cells."""
     return store.find(db[ATTEMPTS], {"mode": "assessment"}, _CELL_INPUT)
+
+
+def assessments_for_rescoring(db: AsyncDatabase) -> Any:
+    """Every stored assessment's answers and scores (a re-scoring after a calibration)."""
+    fields = {"assessment": 1, "items.question_id": 1, "items.version": 1, "items.mark": 1}
+    return store.find(db[ATTEMPTS], {"mode": "assessment"}, fields)
+
+
+async def set_assessment_totals(db: AsyncDatabase, totals: dict[str, Document]) -> None:
+    """Rewrite the total fields of these assessments (by attempt id)."""
+    ops = [
+        UpdateOne({"_id": attempt_id}, {"$set": {f"assessment.{k}": v for k, v in fields.items()}})
+        for attempt_id, fields in totals.items()
+    ]
+    for start in range(0, len(ops), 500):
+        await db[ATTEMPTS].bulk_write(ops[start : start + 500], ordered=False)
+
+
+def calibration_input(db: AsyncDatabase) -> Any:
+    """Every stored attempt's answers, who gave them and when, and the profile snapshot: what
+    an IRT calibration reads (scoring.irt, through the response source the app wires)."""
+    fields = {
+        "user_id": 1,
+        "submitted_at": 1,
+        "profile": 1,
+        "items.question_id": 1,
+        "items.version": 1,
+        "items.mark": 1,
+    }
+    return store.find(db[ATTEMPTS], {}, fields)
 
 
 async def insert_new_attempts(db: AsyncDatabase, docs: list[Document]) -> None:

@@ -82,6 +82,16 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
         ),
     ],
+    # _id is "<question_id>:<version>"; the admin view reads a question's versions.
+    "item_params": [
+        IndexModel(
+            [("question_id", ASCENDING), ("version", ASCENDING)],
+            name="question_version",
+            unique=True,
+        ),
+    ],
+    # A calibration job per document, read by _id; the newest finished one by time.
+    "irt_jobs": [IndexModel([("created_at", DESCENDING)], name="created")],
     # The item-statistics outbox (pending entries only, _id = the attempt's id), read oldest
     # first; folded markers are read by _id and pruned by age.
     "item_stats_pending": [IndexModel([("at", ASCENDING)], name="at")],

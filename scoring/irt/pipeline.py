@@ -1,0 +1,283 @@
+"""From stored answers to stored parameters: the calibration job's computation, without I/O.
+
+1. Responses: each resident's *first* answer to each question version, from attempts of every
+   mode (a second sight of an item measures memory of its explanation, not ability). Right
+   means full credit. An erased resident's attempts have no user id: each counts as a
+   person of its own.
+2. Calibration of the 2PL (calibration.calibrate) with each item's b prior from the editors'
+   difficulty rating.
+3. Linking: with an earlier scale, the items calibrated both then and now are the anchors and
+   the new estimates are put on the old scale by Stocking–Lord, so a growing bank does not
+   drift. Too few anchors is an error: the new figures could not be compared with the old.
+4. DIF: Mantel–Haenszel per item for each contrast of groups (DIF_CONTRASTS), ETS classes.
+5. The scale: kept once set (its reference form is fixed); the first calibration that
+   covers the blueprint with calibrated published items creates it, with the θ of the cut."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from scoring.irt.calibration import MODEL_2PL, MODEL_RASCH, Calibration, calibrate
+from scoring.irt.dif import MantelHaenszel, dif_scan
+from scoring.irt.equating import build_reference_form, theta_for_total
+from scoring.irt.linking import stocking_lord
+from scoring.irt.model import LITERATE_TOTAL, difficulty_prior, item_bank
+
+Document = dict[str, Any]
+MIN_ANCHORS = 10
+# Who is compared with whom: (focal group, reference group) by the attempt's profile.
+DIF_CONTRASTS: dict[str, tuple[str, str]] = {
+    "elderly": ("老年人", "其他人群"),
+    "farmer": ("农民", "其他人群"),
+    "gender": ("女性", "男性"),
+    "age_60_plus": ("60岁及以上", "60岁以下"),
+}
+_CLASS_ORDER = {"A": 0, "B": 1, "C": 2}
+
+
+class NotLinkable(ValueError):
+    """Too few items shared with the previous calibration to put this one on its scale."""
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    """What the bank says of a question version: its dimension, the editors' rating, and
+    whether it is the version residents are served now."""
+
+    dimension: str
+    difficulty: int
+    published: bool
+
+
+@dataclass
+class FirstResponses:
+    """Each person's first answer to each item, with the profile of their first attempt."""
+
+    answers: dict[tuple[str, str], tuple[datetime, bool]] = field(default_factory=dict)
+    profiles: dict[str, Document] = field(default_factory=dict)
+    attempts: int = 0
+
+    def add(self, attempt: Document) -> None:
+        self.attempts += 1
+        person = str(attempt.get("user_id") or f"attempt:{attempt['_id']}")
+        at = attempt["submitted_at"]
+        held = self.profiles.get(person)
+        if held is None or at < held["_at"]:
+            self.profiles[person] = {**(attempt.get("profile") or {}), "_at": at}
+        for item in attempt.get("items", []):
+            key = (person, f"{item['question_id']}:{item['version']}")
+            first = self.answers.get(key)
+            if first is None or at < first[0]:
+                self.answers[key] = (at, item["mark"] >= 1.0)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    params: list[Document]
+    scale: Document | None  # a new scale (None: the existing one is kept, or none yet)
+    summary: Document
+
+
+def compute(
+    responses: FirstResponses,
+    items: Mapping[str, ItemInfo],
+    *,
+    previous: Mapping[str, Document],
+    scale: Document | None,
+    job_id: str,
+    now: datetime,
+) -> Outcome:
+    """The whole calibration: parameters per item version, a new scale if none existed, and
+    the summary the job reports. `previous` are the stored parameters by "id:version"."""
+    keys = sorted({item for _, item in responses.answers if item in items})
+    if not keys:
+        return Outcome([], None, {"responses": 0, "persons": 0, "items": 0})
+    index = {key: i for i, key in enumerate(keys)}
+    persons = sorted({p for p, item in responses.answers if item in index})
+    person_index = {p: i for i, p in enumerate(persons)}
+    triples = [
+        (person_index[p], index[item], right)
+        for (p, item), (_, right) in responses.answers.items()
+        if item in index
+    ]
+    person, item_of, correct = (np.array(column) for column in zip(*triples, strict=True))
+    priors = np.array([difficulty_prior(items[k].difficulty) for k in keys])
+    result = calibrate(person, item_of, correct, n_items=len(keys), b_prior_mean=priors)
+    linking: Document = {"method": "new scale"}
+    if scale is not None:
+        result, linking = _link(result, keys, previous)
+    dif = _dif(result, person, item_of, correct, [responses.profiles[p] for p in persons])
+    params = [_param_doc(key, i, result, dif.get(i), job_id, now) for i, key in enumerate(keys)]
+    new_scale = None if scale is not None else _new_scale(result, keys, items, job_id, now)
+    summary = {
+        "attempts": responses.attempts,
+        "responses": int(correct.size),
+        "persons": len(persons),
+        "items": len(keys),
+        "models": {m: result.model.count(m) for m in sorted(set(result.model))},
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "linking": linking,
+        "dif_c": sum(1 for p in params if (p.get("dif") or {}).get("class") == "C"),
+        "scale": "created" if new_scale else ("kept" if scale is not None else "not yet"),
+    }
+    return Outcome(params, new_scale, summary)
+
+
+def _link(
+    result: Calibration, keys: list[str], previous: Mapping[str, Document]
+) -> tuple[Calibration, Document]:
+    calibrated = result.calibrated
+    anchors = [
+        i
+        for i, key in enumerate(keys)
+        if calibrated[i] and previous.get(key, {}).get("model") in ("2pl", "rasch")
+    ]
+    if len(anchors) < MIN_ANCHORS:
+        raise NotLinkable(
+            f"only {len(anchors)} items were calibrated before and now; {MIN_ANCHORS} needed"
+        )
+    old_a = [previous[keys[i]]["a"] for i in anchors]
+    old_b = [previous[keys[i]]["b"] for i in anchors]
+    linking = stocking_lord(result.a[anchors], result.b[anchors], old_a, old_b)
+    method = {
+        "method": "Stocking–Lord",
+        "anchors": len(anchors),
+        "slope": round(linking.slope, 4),
+        "intercept": round(linking.intercept, 4),
+    }
+    return linking.apply(result), method
+
+
+def _focal_groups(profiles: list[Document]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per contrast: (in the contrast, in the focal group) masks over persons."""
+    group = np.array([p.get("group") for p in profiles], dtype=object)
+    gender = np.array([p.get("gender") for p in profiles], dtype=object)
+    band = [p.get("age_band") for p in profiles]
+    known_age = np.array([b is not None for b in band])
+    older = np.array([b is not None and b[:2].isdigit() and int(b[:2]) >= 60 for b in band])
+    everyone = group != None  # noqa: E711 (element-wise over an object array)
+    return {
+        "elderly": (everyone, group == "elderly"),
+        "farmer": (everyone, group == "farmer"),
+        "gender": ((gender == "female") | (gender == "male"), gender == "female"),
+        "age_60_plus": (known_age, older),
+    }
+
+
+def _dif(
+    result: Calibration,
+    person: np.ndarray,
+    item_of: np.ndarray,
+    correct: np.ndarray,
+    profiles: list[Document],
+) -> dict[int, Document]:
+    """Per item index: {"class": worst ETS class, "groups": {contrast: figures}}."""
+    found: dict[int, Document] = {}
+    for contrast, (included, focal) in _focal_groups(profiles).items():
+        if focal[included].all() or not focal[included].any():
+            continue  # nobody on one side: nothing to compare
+        rows = included[person]
+        scans = dif_scan(person[rows], item_of[rows], correct[rows], focal, result.a, result.b)
+        for item, scan in enumerate(scans):
+            if scan is not None and scan.n_focal and scan.n_reference:
+                _merge(found.setdefault(item, {"class": "A", "groups": {}}), contrast, scan)
+    return found
+
+
+def _merge(entry: Document, contrast: str, scan: MantelHaenszel) -> None:
+    entry["groups"][contrast] = {
+        "class": scan.category,
+        "delta": _finite(scan.delta),
+        "se": _finite(scan.se_delta),
+        "p": _finite(scan.p_value),
+        "n_focal": scan.n_focal,
+        "n_reference": scan.n_reference,
+    }
+    if _CLASS_ORDER[scan.category] > _CLASS_ORDER[entry["class"]]:
+        entry["class"] = scan.category
+
+
+def _finite(value: float) -> float | None:
+    return round(float(value), 4) if np.isfinite(value) else None
+
+
+def _param_doc(
+    key: str, i: int, result: Calibration, dif: Document | None, job_id: str, now: datetime
+) -> Document:
+    estimate = result.item(i)
+    question_id, version = key.rsplit(":", 1)
+    return {
+        "question_id": question_id,
+        "version": int(version),
+        "a": round(estimate.a, 4),
+        "b": round(estimate.b, 4),
+        "se_a": _finite(estimate.se_a),
+        "se_b": _finite(estimate.se_b),
+        "n": estimate.n,
+        "model": estimate.model,
+        "fit": {
+            "statistic": _finite(estimate.fit_statistic),
+            "df": estimate.fit_df,
+            "p": _finite(estimate.fit_p),
+        },
+        "dif": dif,
+        "calibrated_at": now,
+        "job_id": job_id,
+    }
+
+
+def _new_scale(
+    result: Calibration,
+    keys: list[str],
+    items: Mapping[str, ItemInfo],
+    job_id: str,
+    now: datetime,
+) -> Document | None:
+    """The fixed reference form from the calibrated published items, or None while a
+    dimension has too few of them (assessments stay on percent scoring until then)."""
+    eligible = np.array(
+        [
+            items[k].published and model in (MODEL_2PL, MODEL_RASCH)
+            for k, model in zip(keys, result.model, strict=True)
+        ]
+    )
+    bank = item_bank(keys, [items[k].dimension for k in keys], result.a, result.b)
+    try:
+        reference = build_reference_form(bank, eligible=eligible)
+    except ValueError:
+        return None
+    return {
+        "reference": [
+            {"item": keys[int(i)], "a": float(a), "b": float(b), "weight": float(w)}
+            for i, a, b, w in zip(
+                reference.items, reference.a, reference.b, reference.weight, strict=True
+            )
+        ],
+        "theta_cut": theta_for_total(LITERATE_TOTAL, reference),
+        "calibrated_at": now,
+        "job_id": job_id,
+    }
+
+
+def item_infos(bank_docs: Iterable[Document]) -> dict[str, ItemInfo]:
+    """ItemInfo for every version a question ever had, from the bank's documents: a version
+    other than the current one takes the current dimension and rating (editors rarely change
+    them, and a calibration only uses them as a prior and to group the reference form)."""
+    infos: dict[str, ItemInfo] = {}
+    for doc in bank_docs:
+        content = doc.get("published") or doc.get("content") or {}
+        published_version = doc.get("published_version")
+        live = doc.get("status") != "retired" and not doc.get("deleted_at")
+        for version in range(1, int(doc.get("version", 1)) + 1):
+            infos[f"{doc['_id']}:{version}"] = ItemInfo(
+                dimension=str(content.get("dimension", "knowledge")),
+                difficulty=int(content.get("difficulty", 3)),
+                published=live and version == published_version,
+            )
+    return infos
