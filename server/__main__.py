@@ -1,4 +1,5 @@
-"""Command line: `python -m server serve [--workers N] | create-user | seed-demo | rebuild-stats`."""
+"""Command line: `python -m server serve [--workers N] | create-user | seed-demo | rebuild-stats
+| rescore`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from contextlib import asynccontextmanager
 from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
+from question_bank.cache import BankCache
 from scoring.quizzes import service as quiz_service
 from server import workers
 from server.accounts import service as users
@@ -95,11 +97,25 @@ def rebuild_stats(settings: Settings, _args: argparse.Namespace) -> None:
     print(f"cells: {asyncio.run(run())}")
 
 
+def rescore(settings: Settings, _args: argparse.Namespace) -> None:
+    """Re-score every stored assessment on the current IRT scale and rebuild the cells."""
+
+    async def run() -> dict[str, object]:
+        async with database(settings) as db:
+            bank = BankCache()
+            await bank.load(db)
+            return await quiz_service.rescore_assessments(db, bank)
+
+    result = asyncio.run(run())
+    print(", ".join(f"{name}: {value}" for name, value in result.items()))
+
+
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[None] | None]] = {
     "serve": serve,
     "create-user": create_user,
     "seed-demo": seed_demo,
     "rebuild-stats": rebuild_stats,
+    "rescore": rescore,
 }
 
 
@@ -128,6 +144,9 @@ def main(argv: list[str] | None = None) -> None:
         "--no-assessments", action="store_true", help="skip the synthetic demo assessments"
     )
     sub.add_parser("rebuild-stats", help="recompute the literacy cells from the stored assessments")
+    sub.add_parser(
+        "rescore", help="re-score the stored assessments on the current IRT scale, then the cells"
+    )
     args = parser.parse_args(argv)
     configure_logging()
     COMMANDS[args.command](load_settings(), args)

@@ -10,8 +10,10 @@ from typing import Any
 
 from question_bank import assembly
 from question_bank.cache import PublishedQuestion
+from question_bank.item_params import ItemParams, Scale
 from scoring.assessment import scoring as assessment
-from scoring.assessment.scoring import hundredths
+from scoring.assessment.scoring import display, hundredths
+from scoring.irt import scores as irt_scores
 from scoring.quizzes import storage, tickets
 from scoring.quizzes.flow import SUBMIT_GRACE_SECONDS, QuizContext, QuizNotFound, quiz_view
 from server.county.periods import period_keys
@@ -79,7 +81,10 @@ async def _resume(ctx: QuizContext, held: str, open_after: float) -> Document | 
 
 def issue(ctx: QuizContext, *, user: Document, channel: str | None, now: datetime) -> str:
     form = assembly.assemble_assessment(
-        ctx.bank.published.values(), rng=random.Random(), facility=ctx.bank.facility
+        ctx.bank.published.values(),
+        rng=random.Random(),
+        facility=ctx.bank.facility,
+        held=ctx.bank.held_from_assessment,
     )
     if form is None:
         raise AssessmentUnavailable()
@@ -108,15 +113,85 @@ async def scored(
 
     Periods come from when the assessment was started, so one begun on the last evening of a
     month counts in that month (and its once-per-month key matches the claim)."""
-    result = assessment.score((questions[qid].dimension, mark) for qid, mark in marks.items())
     periods = period_keys(datetime.fromtimestamp(ticket.issued_at, UTC))
     year = periods["month"][:4]
     first = await storage.first_of_year(ctx.db, ticket.user_id, year, ticket.attempt_id)
+    answers = {
+        f"{ref.question_id}:{ref.version}": marks[ref.question_id] for ref in ticket.questions
+    }
+    dimensions = {
+        f"{ref.question_id}:{ref.version}": questions[ref.question_id].dimension
+        for ref in ticket.questions
+    }
     return {
-        **result.as_response(),
-        "literate": result.literate,
-        "total_hundredths": hundredths(result.total),
-        "dimension_hundredths": {d: hundredths(s) for d, s in result.dimension_scores.items()},
+        **score_block(answers, dimensions, ctx.bank.scale, ctx.bank.irt),
         "month": periods["month"],
         "counts_in": [periods["month"], year] if first else [periods["month"]],
+    }
+
+
+def score_block(
+    marks: dict[str, float],
+    dimensions: dict[str, str],
+    scale: Scale | None,
+    params: dict[str, ItemParams],
+) -> Document:
+    """The scores of an assessment by "id:version": the dimension scores as percent correct;
+    the total, tier and literacy on the IRT scale when the bank is calibrated ("scale": "irt",
+    the expected total on the reference form at the resident's θ), else as percent correct
+    ("scale": "raw"). `raw_total` is always the percent-correct total."""
+    raw = assessment.score((dimensions[key], mark) for key, mark in marks.items())
+    return {
+        "dimension_scores": {d: display(s) for d, s in raw.dimension_scores.items()},
+        "dimension_hundredths": {d: hundredths(s) for d, s in raw.dimension_scores.items()},
+        **total_fields(hundredths(raw.total), marks, scale, params),
+    }
+
+
+def total_fields(
+    raw_hundredths: int, marks: dict[str, float], scale: Scale | None, params: dict[str, ItemParams]
+) -> Document:
+    """The total and what follows from it (tier, literacy) on the scale in force; also what a
+    re-scoring after a calibration rewrites."""
+    equated = irt_scores.equate(scale, params, ((k, m >= 1.0) for k, m in marks.items()))
+    fields: Document = {"raw_total": raw_hundredths / 100}
+    if equated is None or scale is None:
+        total_hundredths = raw_hundredths
+        fields.update(scale="raw", theta=None, theta_se=None, scale_id=None)
+    else:
+        total_hundredths = hundredths(equated.total)
+        fields.update(
+            scale="irt",
+            theta=round(equated.theta, 3),
+            theta_se=round(equated.theta_se, 3),
+            scale_id=scale.job_id,
+        )
+    total = total_hundredths / 100
+    return {
+        **fields,
+        "total": total,
+        "total_hundredths": total_hundredths,
+        "tier": assessment.tier_of(total),
+        "literate": total >= assessment.LITERATE_CUTOFF,
+    }
+
+
+def raw_hundredths_of(block: Document) -> int:
+    """The stored percent-correct total (before the IRT scale, the total itself)."""
+    if block.get("scale", "raw") == "raw":
+        return int(block["total_hundredths"])
+    return round(block["raw_total"] * 100)
+
+
+def result_fields(block: Document) -> Document:
+    """What the resident's result shows of the stored scores (attempts stored before the IRT
+    scale have only the percent-correct total, which was then the total)."""
+    return {
+        "dimension_scores": block["dimension_scores"],
+        "total": block["total"],
+        "tier": block["tier"],
+        "scale": block.get("scale", "raw"),
+        "theta": block.get("theta"),
+        "theta_se": block.get("theta_se"),
+        "raw_total": block.get("raw_total", block["total"]),
     }

@@ -80,6 +80,12 @@ class QuizResult(ApiModel):
     dimension_scores: dict[str, float] | None = None
     total: float | None = None
     tier: Literal["advanced", "literate", "basic", "low"] | None = None
+    # "irt": total is the expected score on the scale's reference form at θ (equated, the
+    # same on every form); "raw": percent correct (the bank is not calibrated yet).
+    scale: Literal["raw", "irt"] | None = None
+    theta: float | None = None
+    theta_se: float | None = None
+    raw_total: float | None = None
 
 
 class LeaderboardQuery(PageQuery):

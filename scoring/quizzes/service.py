@@ -19,7 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from content import service as content_service
 from question_bank import assembly
 from question_bank import service as question_service
-from question_bank.cache import PublishedQuestion
+from question_bank.cache import BankCache, PublishedQuestion
 from scoring.assessment import service as assessment_service
 from scoring.quizzes import assessment_mode as assessments
 from scoring.quizzes import storage, tickets
@@ -274,6 +274,26 @@ async def rebuild_cells(db: AsyncDatabase) -> int:
     return count
 
 
+async def rescore_assessments(db: AsyncDatabase, bank: BankCache) -> Document:
+    """Re-score every stored assessment on the bank's current scale (after a calibration),
+    then rebuild the literacy cells from them: the estimates change only through this."""
+    changed: dict[str, Document] = {}
+    seen = 0
+    async for attempt in storage.assessments_for_rescoring(db):
+        seen += 1
+        block = attempt["assessment"]
+        marks = {f"{i['question_id']}:{i['version']}": i["mark"] for i in attempt["items"]}
+        fields = assessments.total_fields(
+            assessments.raw_hundredths_of(block), marks, bank.scale, bank.irt
+        )
+        if any(block.get(name) != value for name, value in fields.items()):
+            changed[attempt["_id"]] = fields
+    await storage.set_assessment_totals(db, changed)
+    cells = await rebuild_cells(db)
+    log.info("assessments re-scored", extra={"assessments": seen, "changed": len(changed)})
+    return {"assessments": seen, "changed": len(changed), "cells": cells}
+
+
 def _validate_answers(ticket: tickets.Ticket, answers: list[Any]) -> dict[str, set[str]]:
     refs = {ref.question_id: ref for ref in ticket.questions}
     chosen: dict[str, set[str]] = {}
@@ -430,7 +450,7 @@ async def result_view(ctx: QuizContext, attempt: Document) -> Document:
         "recommended_articles": attempt["recommended_articles"],
     }
     if "assessment" in attempt:
-        view.update({k: attempt["assessment"][k] for k in ("dimension_scores", "total", "tier")})
+        view.update(assessments.result_fields(attempt["assessment"]))
     return view
 
 

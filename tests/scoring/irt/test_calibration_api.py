@@ -1,0 +1,226 @@
+"""IRT through the HTTP API, on stored attempts with known item parameters: a calibration job
+(one at a time, a double tap gets the running job), the parameters on the question endpoint,
+equated assessment scores once the bank is calibrated, re-scoring of stored assessments, and
+a planted DIF item listed, kept off assessment forms and released by an editor's review."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from question_bank.assembly import ASSESSMENT_BLUEPRINT
+from question_bank.keys import BANK
+from scoring.irt.equating import expected_total, reference_from_items
+from scoring.irt.model import difficulty_prior
+from scoring.irt.theta import eap
+from scoring.quizzes import service as quiz_service
+from server.kernel.keys import DB
+from tests.factories import auth, correct_answers, resident, staff_tokens
+
+IRT = "/api/v1/admin/irt"
+PERSONS = 2_400
+STORED_ASSESSMENTS = 150
+DIF_SHIFT = 0.8
+
+
+def simulate_attempts(bank: dict[str, Any], *, seed: int, planted: str) -> tuple[list[Any], Any]:
+    """Attempts of PERSONS residents on blueprint forms of the published bank, answered by the
+    2PL with known parameters; the planted item is on every form and DIF_SHIFT logits harder
+    for the elderly (a quarter of the residents). The first STORED_ASSESSMENTS are stored as
+    assessments scored as percent correct (before any calibration)."""
+    rng = np.random.default_rng(seed)
+    ids = sorted(bank)
+    truth = {
+        qid: (
+            float(np.clip(rng.lognormal(0.0, 0.25), 0.6, 2.0)),
+            difficulty_prior(bank[qid].difficulty) + float(rng.normal(0.0, 0.4)),
+        )
+        for qid in ids
+    }
+    by_dimension = {d: [q for q in ids if bank[q].dimension == d] for d in ASSESSMENT_BLUEPRINT}
+    start = datetime.now(UTC) - timedelta(days=20)
+    docs = []
+    for person in range(PERSONS):
+        theta = float(rng.normal())
+        elderly = person % 4 == 0
+        form = {planted}
+        for dimension, count in ASSESSMENT_BLUEPRINT.items():
+            pool = [q for q in by_dimension[dimension] if q != planted]
+            need = count - sum(1 for q in form if bank[q].dimension == dimension)
+            form.update(rng.choice(pool, size=need, replace=False).tolist())
+        items = []
+        for qid in sorted(form):
+            a, b = truth[qid]
+            if qid == planted and elderly:
+                b += DIF_SHIFT
+            right = rng.random() < 1 / (1 + math.exp(-a * (theta - b)))
+            items.append(
+                {"question_id": qid, "version": bank[qid].version, "mark": 1.0 if right else 0.0}
+            )
+        doc: dict[str, Any] = {
+            "_id": f"sim-{person}:1",
+            "user_id": f"sim-{person}",
+            "mode": "practice",
+            "submitted_at": start + timedelta(seconds=person),
+            "items": items,
+            "profile": {
+                "township_code": "450223101",
+                "age_band": "60-69" if elderly else "30-39",
+                "gender": "female" if rng.random() < 0.5 else "male",
+                "group": "elderly" if elderly else "worker",
+                "education": "junior",
+            },
+        }
+        if person < STORED_ASSESSMENTS:
+            doc["mode"] = "assessment"
+            doc["assessment"] = percent_scored(items, bank)
+            doc["periods"] = {"month": "2026-11", "year": "2026"}
+        docs.append(doc)
+    return docs, truth
+
+
+def percent_scored(items: list[Any], bank: dict[str, Any]) -> dict[str, Any]:
+    from scoring.quizzes.assessment_mode import score_block
+
+    marks = {f"{i['question_id']}:{i['version']}": i["mark"] for i in items}
+    dimensions = {
+        f"{i['question_id']}:{i['version']}": bank[i["question_id"]].dimension for i in items
+    }
+    block = score_block(marks, dimensions, None, {})
+    return {**block, "month": "2026-11", "counts_in": ["2026-11", "2026"]}
+
+
+async def wait_for_job(client: Any, token: str, job_id: str) -> dict[str, Any]:
+    for _ in range(600):
+        response = await client.get(f"{IRT}/jobs/{job_id}", headers=auth(token))
+        assert response.status == 200, await response.text()
+        job = await response.json()
+        if job["status"] in ("done", "failed"):
+            return dict(job)
+        await asyncio.sleep(0.1)
+    raise AssertionError("the calibration job did not finish in 60 s")
+
+
+async def test_calibration_over_stored_attempts_equates_assessments_and_catches_dif(
+    resident_client: Any,
+) -> None:
+    client, db = resident_client, resident_client.app[DB]
+    bank = client.app[BANK].published
+    planted = sorted(q for q in bank if bank[q].dimension == "knowledge")[0]
+    docs, truth = simulate_attempts(bank, seed=7, planted=planted)
+    await db["attempts"].insert_many(docs)
+    tokens = await staff_tokens(client)
+
+    # Before any calibration the question shows no parameters and assessments are raw.
+    question = await (
+        await client.get(f"/api/v1/admin/questions/{planted}", headers=auth(tokens.editor))
+    ).json()
+    assert question["irt"] is None
+
+    first, second = await asyncio.gather(
+        client.post(f"{IRT}/calibrate", headers=auth(tokens.analyst)),
+        client.post(f"{IRT}/calibrate", headers=auth(tokens.admin)),
+    )
+    assert first.status == second.status == 202
+    job_id = (await first.json())["job_id"]
+    assert (await second.json())["job_id"] == job_id  # one calibration at a time
+    job = await wait_for_job(client, tokens.analyst, job_id)
+    assert job["status"] == "done", job
+    summary = job["summary"]
+    assert summary["persons"] == PERSONS and summary["responses"] == PERSONS * 30
+    assert summary["scale"] == "created" and summary["linking"] == {"method": "new scale"}
+
+    # Parameters recovered from the stored answers (and shown on the question endpoint).
+    stored = {d["question_id"]: d async for d in db["item_params"].find({})}
+    calibrated = [q for q in bank if q != planted and stored[q]["model"] in ("2pl", "rasch")]
+    assert len(calibrated) >= 0.9 * (len(bank) - 1)
+    true_b = [truth[q][1] for q in calibrated]
+    assert np.corrcoef(true_b, [stored[q]["b"] for q in calibrated])[0, 1] >= 0.9
+    other = calibrated[0]
+    shown = await (
+        await client.get(f"/api/v1/admin/questions/{other}", headers=auth(tokens.editor))
+    ).json()
+    assert shown["irt"]["b"] == stored[other]["b"] and shown["irt"]["n"] == stored[other]["n"]
+    assert set(shown["irt"]) >= {"a", "b", "se_a", "se_b", "n", "fit", "calibrated_at"}
+
+    # The planted item is class C for the elderly, listed for editors and off assessments.
+    assert stored[planted]["dif"]["class"] == "C"
+    assert stored[planted]["dif"]["groups"]["elderly"]["delta"] < -1.5
+    clean_c = [q for q in calibrated if (stored[q].get("dif") or {}).get("class") == "C"]
+    assert len(clean_c) <= 0.05 * len(calibrated)
+    listed = await (await client.get(f"{IRT}/dif", headers=auth(tokens.editor))).json()
+    assert planted in [entry["question_id"] for entry in listed["items"]]
+    assert client.app[BANK].irt[f"{planted}:{bank[planted].version}"].held_from_assessment
+
+    # A resident's assessment is now equated: total = expected score on the reference form.
+    token = await resident(client, "equated")
+    quiz = await (
+        await client.post("/api/v1/quizzes", json={"mode": "assessment"}, headers=auth(token))
+    ).json()
+    assert planted not in [q["id"] for q in quiz["questions"]]
+    rng = random.Random(3)
+    answers = [
+        a if rng.random() < 0.6 else {"question_id": a["question_id"], "choice": []}
+        for a in correct_answers(client, quiz)
+    ]
+    response = await client.post(
+        f"/api/v1/quizzes/{quiz['quiz_id']}/submit", json={"answers": answers}, headers=auth(token)
+    )
+    assert response.status == 200, await response.text()
+    result = await response.json()
+    assert result["scale"] == "irt" and 0 < result["theta_se"] < 1
+    right = {r["question_id"]: r["correct"] for r in result["results"]}
+    params = client.app[BANK].irt
+    keys = [f"{q['id']}:{bank[q['id']].version}" for q in quiz["questions"]]
+    theta, _ = eap(
+        [params[k].a for k in keys],
+        [params[k].b for k in keys],
+        [right[k.split(":")[0]] for k in keys],
+    )
+    reference = reference_from_items(list(client.app[BANK].scale.reference))
+    assert abs(result["theta"] - theta) < 1e-3
+    assert abs(result["total"] - expected_total(theta, reference)) < 0.011
+    assert result["raw_total"] != result["total"]
+    assert result["tier"] == ("literate" if result["total"] >= 70 else result["tier"])
+
+    # Re-scoring moves the stored assessments (scored raw) onto the scale, cells with them.
+    outcome = await quiz_service.rescore_assessments(db, client.app[BANK])
+    assert outcome["assessments"] == STORED_ASSESSMENTS + 1 and outcome["changed"] >= 140
+    rescored = (
+        await db["attempts"].find({"_id": {"$regex": "^sim-"}, "mode": "assessment"}).to_list()
+    )
+    assert all(a["assessment"]["scale"] == "irt" for a in rescored)
+    cells = await db["literacy_cells"].find({"period": "2026-11"}).to_list()
+    assert sum(c["n"] for c in cells) == STORED_ASSESSMENTS
+    assert sum(c["literate"] for c in cells) == sum(a["assessment"]["literate"] for a in rescored)
+
+    # An editor keeps the planted item after review: it may be drawn again; audited.
+    reviewed = await client.post(
+        f"{IRT}/dif/{planted}/review",
+        json={"decision": "keep", "reason": "经复核，题目表述对老年人无偏"},
+        headers=auth(tokens.editor),
+    )
+    assert reviewed.status == 200, await reviewed.text()
+    assert (await reviewed.json())["dif_review"]["decision"] == "keep"
+    await client.app[BANK].load(db)
+    assert not client.app[BANK].irt[f"{planted}:{bank[planted].version}"].held_from_assessment
+    assert await db["access_log"].count_documents({"action": "dif_review"}) == 1
+
+
+async def test_a_calibration_without_answers_finishes_and_keeps_percent_scoring(
+    resident_client: Any,
+) -> None:
+    client = resident_client
+    tokens = await staff_tokens(client)
+    started = await client.post(f"{IRT}/calibrate", headers=auth(tokens.admin))
+    job = await wait_for_job(client, tokens.admin, (await started.json())["job_id"])
+    assert job["status"] == "done" and job["summary"]["responses"] == 0
+    assert client.app[BANK].scale is None
+    missing = await client.get(f"{IRT}/jobs/not-a-job", headers=auth(tokens.admin))
+    assert missing.status == 404
+    assert (await missing.json())["error"]["code"] == "job_not_found"
