@@ -37,6 +37,8 @@ MODE_RULES = {
     "contest": ModeRules(count=20, time_limit_seconds=15 * 60),
     # Generous: a literacy measure, not a speed test (twice that again for the elderly).
     "assessment": ModeRules(count=30, time_limit_seconds=45 * 60),
+    # At most 15 items, one at a time (it stops earlier once θ is precise); an hour in all.
+    "adaptive": ModeRules(count=15, time_limit_seconds=60 * 60),
 }
 # Items per dimension, proportional to the 40/20/20/20 weights of the national survey.
 ASSESSMENT_BLUEPRINT = {"knowledge": 12, "method": 6, "spirit": 6, "application": 6}
@@ -269,6 +271,12 @@ def assemble_assessment(
         form.extend(_one_per_stratum(pool, needed, rng))
     rng.shuffle(form)
     return [ServedQuestion(q, _option_order(q, DEFAULT_GROUP_RULES, rng)) for q in form]
+
+
+def serve_for_measure(question: PublishedQuestion, rng: random.Random) -> ServedQuestion:
+    """One question placed as measures place them (assessment, adaptive practice): options
+    shuffled, none dropped, since calibrated parameters hold for the full set of options."""
+    return ServedQuestion(question, _option_order(question, DEFAULT_GROUP_RULES, rng))
 
 
 def _one_per_stratum(

@@ -13,7 +13,7 @@ ChoiceKey = Annotated[str, StringConstraints(pattern=r"^[A-F]$")]
 
 
 class QuizStart(ApiModel):
-    mode: Literal["daily", "practice", "contest", "assessment"]
+    mode: Literal["daily", "practice", "contest", "assessment", "adaptive"]
     topic: str | None = None
     channel: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
 
@@ -50,6 +50,12 @@ class QuizOut(ApiModel):
     mode: str
     deadline: str
     questions: list[QuestionOut]
+    # Adaptive practice only: `questions` holds the one question being asked, step of at most
+    # max_items; θ is null until the first answer.
+    step: int | None = None
+    max_items: int | None = None
+    theta: float | None = None
+    theta_se: float | None = None
 
 
 class Answer(ApiModel):
@@ -59,6 +65,26 @@ class Answer(ApiModel):
 
 class QuizSubmit(ApiModel):
     answers: list[Answer] = Field(max_length=50)
+
+
+class StepAnswer(ApiModel):
+    question_id: str = Field(min_length=24, max_length=24)
+    choice: list[ChoiceKey] = Field(max_length=6)
+
+
+class StepResult(ApiModel):
+    """The answered step: right or wrong, the key and explanation, θ so far, and the next
+    question with the quiz id to answer it under (both null when the practice is over)."""
+
+    question_id: str
+    correct: bool
+    answer: list[str]
+    explanation: str
+    theta: float
+    theta_se: float
+    step: int
+    next: QuestionOut | None
+    quiz_id: str | None
 
 
 class QuestionResult(ApiModel):

@@ -7,7 +7,7 @@ from aiohttp import web
 from content import service as content_service
 from content.keys import ARTICLES
 from question_bank.keys import BANK
-from scoring.quizzes import flow, service
+from scoring.quizzes import adaptive_mode, flow, service
 from scoring.quizzes.keys import ATTEMPT_WRITER, LEADERBOARDS
 from scoring.quizzes.models import (
     LeaderboardQuery,
@@ -15,6 +15,8 @@ from scoring.quizzes.models import (
     QuizResult,
     QuizStart,
     QuizSubmit,
+    StepAnswer,
+    StepResult,
     TownshipRankingQuery,
 )
 from server.accounts import service as users
@@ -55,7 +57,8 @@ async def _resident(request: web.Request) -> dict[str, object]:
     roles=RESIDENT, body=QuizStart, response=QuizOut, status=201, tag="quizzes", errors=(404, 409)
 )
 async def start_quiz(request: web.Request, *, body: QuizStart) -> web.Response:
-    """Start a quiz (daily, practice, contest); answers stay on the server."""
+    """Start a quiz (daily, practice, contest, assessment, or adaptive practice, which gives
+    one question at a time); answers stay on the server."""
     quiz = await service.start_quiz(
         quiz_context(request.app),
         user=await _resident(request),
@@ -74,6 +77,20 @@ async def submit_quiz(request: web.Request, *, body: QuizSubmit) -> web.Response
         user=await _resident(request),
         quiz_id=request.match_info["quiz_id"],
         answers=body.answers,
+    )
+    return json_response(result)
+
+
+@endpoint(roles=RESIDENT, body=StepAnswer, response=StepResult, tag="quizzes", errors=(409,))
+async def answer_step(request: web.Request, *, body: StepAnswer) -> web.Response:
+    """Answer the current question of an adaptive practice; a repeat of a step gets the
+    first answer's result."""
+    result = await adaptive_mode.answer(
+        quiz_context(request.app),
+        user=await _resident(request),
+        quiz_id=request.match_info["quiz_id"],
+        question_id=body.question_id,
+        choice=body.choice,
     )
     return json_response(result)
 
@@ -162,6 +179,7 @@ def setup(app: web.Application, api: str) -> None:
     app.router.add_post(f"{api}/quizzes", start_quiz)
     app.router.add_get(f"{api}/articles/for-you", for_you)
     app.router.add_post(f"{api}/quizzes/{{quiz_id}}/submit", submit_quiz)
+    app.router.add_post(f"{api}/quizzes/{{quiz_id}}/answer", answer_step)
     app.router.add_get(f"{api}/me/attempts", my_attempts)
     app.router.add_get(f"{api}/leaderboards", leaderboard)
     app.router.add_get(f"{api}/leaderboards/townships", township_ranking)

@@ -21,8 +21,8 @@ from question_bank import assembly
 from question_bank import service as question_service
 from question_bank.cache import BankCache, PublishedQuestion
 from scoring.assessment import service as assessment_service
+from scoring.quizzes import adaptive_mode, storage, tickets
 from scoring.quizzes import assessment_mode as assessments
-from scoring.quizzes import storage, tickets
 from scoring.quizzes.flow import (
     SUBMIT_GRACE_SECONDS,
     AlreadyDone,
@@ -61,6 +61,8 @@ async def start_quiz(
     now = datetime.now(UTC)
     if mode == "assessment":
         return await assessments.start(ctx, user=user, channel=channel, now=now)
+    if mode == "adaptive":
+        return adaptive_mode.start(ctx, user=user, topic=topic, now=now)
     user_id, group = str(user["_id"]), user.get("profile", {}).get("group")
     periods = period_keys(now)
     if mode == "daily":
@@ -158,6 +160,11 @@ async def _issue(
 # ------------------------------------------------------------------ submitting
 
 
+class AdaptiveStepwise(Conflict):
+    code = "adaptive_stepwise"
+    message = "自适应练习请逐题作答（POST /api/v1/quizzes/{quiz_id}/answer），不能整卷提交"
+
+
 def mark(question: PublishedQuestion, chosen: set[str], partial_credit: str) -> float:
     """Single choice and true/false: all or nothing. Multiple choice: full marks only for the
     exact set; with partial_credit="subset_half", half a mark for a non-empty subset of the
@@ -180,6 +187,8 @@ async def submit_quiz(
         raise QuizNotFound() from None
     if ticket.user_id != user_id:
         raise QuizNotFound()  # someone else's quiz: don't confirm it exists
+    if ticket.mode == "adaptive":
+        raise AdaptiveStepwise()
     now = datetime.now(UTC)
     if now.timestamp() > ticket.deadline + SUBMIT_GRACE_SECONDS:
         stored = await storage.get_attempt(ctx.db, ticket.attempt_id)

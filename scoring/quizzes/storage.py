@@ -66,6 +66,7 @@ async def anonymise_attempts(db: AsyncDatabase, user_id: str) -> None:
         {"$set": {"user_id": None, "anonymised": True}, "$unset": {"quiz_id": "", "once_key": ""}},
     )
     await db["assessment_firsts"].delete_many({"_id": {"$regex": f"^{re.escape(user_id)}:"}})
+    await db[ADAPTIVE_STEPS].delete_many({"user_id": user_id})
 
 
 # ------------------------------------------------------------------ residents' quiz state in Redis
@@ -448,6 +449,31 @@ def calibration_input(db: AsyncDatabase) -> Any:
         "items.mark": 1,
     }
     return store.find(db[ATTEMPTS], {}, fields)
+
+
+ADAPTIVE_STEPS = "adaptive_steps"
+
+
+async def adaptive_step(db: AsyncDatabase, step_id: str) -> Document | None:
+    return await db[ADAPTIVE_STEPS].find_one({"_id": step_id})
+
+
+async def record_adaptive_step(db: AsyncDatabase, doc: Document) -> Document | None:
+    """Store the first answer to a step; if a concurrent repeat stored one first, return it."""
+    from pymongo.errors import DuplicateKeyError
+
+    try:
+        await db[ADAPTIVE_STEPS].insert_one(doc)
+    except DuplicateKeyError:
+        return await db[ADAPTIVE_STEPS].find_one({"_id": doc["_id"]})
+    return None
+
+
+async def adaptive_steps(db: AsyncDatabase, nonce: str, count: int) -> dict[int, list[str]]:
+    """The options chosen at each step of an adaptive practice, by step number."""
+    ids = [f"{nonce}:{step}" for step in range(1, count + 1)]
+    docs = await store.find(db[ADAPTIVE_STEPS], {"_id": {"$in": ids}}, {"chosen": 1}).to_list()
+    return {int(d["_id"].rsplit(":", 1)[1]): list(d.get("chosen", [])) for d in docs}
 
 
 async def insert_new_attempts(db: AsyncDatabase, docs: list[Document]) -> None:

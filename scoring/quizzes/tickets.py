@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bson import ObjectId
 
-MODES = ("daily", "practice", "contest", "assessment")
+MODES = ("daily", "practice", "contest", "assessment", "adaptive")
 _VERSION = 1
 _HEADER = struct.Struct(">BB12sII6sB")  # version, mode, user, issued, deadline, nonce, count
 _QUESTION = struct.Struct(">12sH3s")  # question id, version, option order (6 nibbles)
@@ -42,6 +42,9 @@ class Ticket:
     questions: tuple[QuizRef, ...]
     channel: str = ""
     topic: str = ""
+    # Adaptive practice only: right/wrong of each question answered so far (all but the last
+    # question, which is the one being asked). Encoded after the topic; absent otherwise.
+    results: tuple[bool, ...] = ()
 
     @property
     def attempt_id(self) -> str:
@@ -84,6 +87,8 @@ def encode(ticket: Ticket, key: bytes) -> str:
             ObjectId(ref.question_id).binary, ref.version, _pack_order(ref.order)
         )
     body += _short_text(ticket.channel) + _short_text(ticket.topic)
+    if ticket.results:
+        body += bytes([len(ticket.results)]) + _pack_bits(ticket.results)
     mac = hmac.new(key, bytes(body), hashlib.sha256).digest()[:_MAC_BYTES]
     return base64.urlsafe_b64encode(bytes(body) + mac).rstrip(b"=").decode()
 
@@ -121,6 +126,28 @@ def _parse(body: bytes) -> Ticket:
     channel = body[offset + 1 : offset + 1 + channel_length].decode()
     offset += 1 + channel_length
     topic = body[offset + 1 : offset + 1 + body[offset]].decode()
+    offset += 1 + body[offset]
+    results = _unpack_bits(body[offset + 1 :], body[offset]) if offset < len(body) else ()
     return Ticket(
-        MODES[mode], str(ObjectId(user)), issued, deadline, nonce.hex(), tuple(refs), channel, topic
+        MODES[mode],
+        str(ObjectId(user)),
+        issued,
+        deadline,
+        nonce.hex(),
+        tuple(refs),
+        channel,
+        topic,
+        results,
     )
+
+
+def _pack_bits(values: tuple[bool, ...]) -> bytes:
+    number = sum(1 << i for i, value in enumerate(values) if value)
+    return number.to_bytes((len(values) + 7) // 8, "big")
+
+
+def _unpack_bits(packed: bytes, count: int) -> tuple[bool, ...]:
+    if len(packed) != (count + 7) // 8:
+        raise ValueError("results length")
+    number = int.from_bytes(packed, "big")
+    return tuple(bool(number >> i & 1) for i in range(count))

@@ -92,6 +92,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     # A calibration job per document, read by _id; the newest finished one by time.
     "irt_jobs": [IndexModel([("created_at", DESCENDING)], name="created")],
+    # The first answer to each step of an adaptive practice (_id "<nonce>:<step>"), with the
+    # response it got: kept a day, longer than any practice lasts.
+    "adaptive_steps": [
+        IndexModel([("expires_at", ASCENDING)], name="expiry", expireAfterSeconds=0),
+        IndexModel([("user_id", ASCENDING)], name="user"),
+    ],
     # The item-statistics outbox (pending entries only, _id = the attempt's id), read oldest
     # first; folded markers are read by _id and pruned by age.
     "item_stats_pending": [IndexModel([("at", ASCENDING)], name="at")],

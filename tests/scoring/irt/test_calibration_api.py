@@ -23,6 +23,7 @@ from server.kernel.keys import DB
 from tests.factories import auth, correct_answers, resident, staff_tokens
 
 IRT = "/api/v1/admin/irt"
+QUIZZES = "/api/v1/quizzes"
 PERSONS = 2_400
 STORED_ASSESSMENTS = 150
 DIF_SHIFT = 0.8
@@ -224,3 +225,93 @@ async def test_a_calibration_without_answers_finishes_and_keeps_percent_scoring(
     missing = await client.get(f"{IRT}/jobs/not-a-job", headers=auth(tokens.admin))
     assert missing.status == 404
     assert (await missing.json())["error"]["code"] == "job_not_found"
+
+
+async def calibrate_through_api(client: Any, tokens: Any) -> None:
+    bank = client.app[BANK].published
+    planted = sorted(q for q in bank if bank[q].dimension == "knowledge")[0]
+    docs, _ = simulate_attempts(bank, seed=11, planted=planted)
+    await client.app[DB]["attempts"].insert_many(docs)
+    started = await client.post(f"{IRT}/calibrate", headers=auth(tokens.admin))
+    job = await wait_for_job(client, tokens.admin, (await started.json())["job_id"])
+    assert job["status"] == "done" and job["summary"]["scale"] == "created", job
+
+
+async def test_adaptive_practice_one_question_at_a_time_until_theta_is_precise(
+    resident_client: Any,
+) -> None:
+    client = resident_client
+    token = await resident(client, "adaptive")
+    before = await client.post(QUIZZES, json={"mode": "adaptive"}, headers=auth(token))
+    assert before.status == 409
+    assert (await before.json())["error"]["code"] == "adaptive_unavailable"
+    await calibrate_through_api(client, await staff_tokens(client))
+
+    response = await client.post(QUIZZES, json={"mode": "adaptive"}, headers=auth(token))
+    assert response.status == 201, await response.text()
+    raw, step = await response.text(), await response.json()
+    assert step["mode"] == "adaptive" and step["step"] == 1 and len(step["questions"]) == 1
+    assert '"answer"' not in raw and '"explanation"' not in raw
+    bank = client.app[BANK].published
+    asked, results = [], []
+    rng = random.Random(5)
+    while True:
+        question = step["questions"][0] if "questions" in step else step["next"]
+        quiz_id = step["quiz_id"]
+        assert question["id"] not in asked
+        asked.append(question["id"])
+        right = correct_answers(client, {"questions": [question]})[0]
+        wrong = [o["key"] for o in question["options"] if o["key"] not in right["choice"]][:1]
+        choice = right["choice"] if rng.random() < 0.6 else wrong
+        url = f"{QUIZZES}/{quiz_id}/answer"
+        body = {"question_id": question["id"], "choice": choice}
+        answered = await client.post(url, json=body, headers=auth(token))
+        assert answered.status == 200, await answered.text()
+        result = await answered.json()
+        assert result["correct"] == (choice == right["choice"])
+        assert result["answer"] == right["choice"] and result["explanation"]
+        # A repeat of the step, even with another choice, gets the first answer's result.
+        other = {
+            "question_id": question["id"],
+            "choice": wrong if choice != wrong else right["choice"],
+        }
+        repeat = await client.post(url, json=other, headers=auth(token))
+        assert await repeat.json() == result
+        results.append(result)
+        if result["next"] is None:
+            assert result["quiz_id"] is None
+            break
+        step = result
+    final = results[-1]
+    assert len(asked) == 15 or final["theta_se"] <= 0.35
+    assert len(asked) <= 15 and [r["step"] for r in results] == list(range(1, len(asked) + 1))
+    assert final["theta_se"] < results[0]["theta_se"]
+    dimensions = [bank[q].dimension for q in asked]
+    assert dimensions.count("knowledge") >= len(asked) // 3  # balanced by the blueprint
+    stored = await client.app[DB]["attempts"].find_one({"mode": "adaptive"})
+    assert [i["question_id"] for i in stored["items"]] == asked
+    assert [i["mark"] == 1.0 for i in stored["items"]] == [r["correct"] for r in results]
+    assert stored["points"] == 0
+
+    # An adaptive practice is not submitted whole; another resident gets 404 for its ticket;
+    # an answer to any question but the current one is refused.
+    whole = await client.post(
+        f"{QUIZZES}/{step['quiz_id']}/submit", json={"answers": []}, headers=auth(token)
+    )
+    assert whole.status == 409 and (await whole.json())["error"]["code"] == "adaptive_stepwise"
+    stranger = await resident(client, "stranger")
+    theirs = await client.post(
+        f"{QUIZZES}/{step['quiz_id']}/answer",
+        json={"question_id": asked[-1], "choice": ["A"]},
+        headers=auth(stranger),
+    )
+    assert theirs.status == 404
+    fresh = await (
+        await client.post(QUIZZES, json={"mode": "adaptive"}, headers=auth(token))
+    ).json()
+    off_step = await client.post(
+        f"{QUIZZES}/{fresh['quiz_id']}/answer",
+        json={"question_id": "0" * 24, "choice": ["A"]},
+        headers=auth(token),
+    )
+    assert off_step.status == 422
