@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from question_bank import assembly
-from question_bank.cache import PublishedQuestion
+from question_bank.cache import BankCache, PublishedQuestion
 from question_bank.item_params import ItemParams, Scale
 from scoring.assessment import scoring as assessment
 from scoring.assessment.scoring import display, hundredths
 from scoring.irt import scores as irt_scores
+from scoring.irt.forms import FormAssembler
 from scoring.quizzes import storage, tickets
 from scoring.quizzes.flow import SUBMIT_GRACE_SECONDS, QuizContext, QuizNotFound, quiz_view
 from server.county.periods import period_keys
@@ -21,6 +22,8 @@ from server.kernel.errors import Conflict
 
 Document = dict[str, Any]
 PROFILE_FIELDS = ("township_code", "birth_year", "gender", "group", "education")
+# This process's assembler of forms from the calibrated bank (it counts exposure).
+CALIBRATED_FORMS = FormAssembler()
 
 
 class AssessmentDone(Conflict):
@@ -80,12 +83,7 @@ async def _resume(ctx: QuizContext, held: str, open_after: float) -> Document | 
 
 
 def issue(ctx: QuizContext, *, user: Document, channel: str | None, now: datetime) -> str:
-    form = assembly.assemble_assessment(
-        ctx.bank.published.values(),
-        rng=random.Random(),
-        facility=ctx.bank.facility,
-        held=ctx.bank.held_from_assessment,
-    )
+    form = _draw_form(ctx.bank)
     if form is None:
         raise AssessmentUnavailable()
     issued_at = int(now.timestamp())
@@ -100,6 +98,23 @@ def issue(ctx: QuizContext, *, user: Document, channel: str | None, now: datetim
         questions=tuple(tickets.QuizRef(s.question.id, s.question.version, s.order) for s in form),
     )
     return tickets.encode(ticket, ctx.signing_key)
+
+
+def _draw_form(bank: BankCache) -> list[assembly.ServedQuestion] | None:
+    """From the calibrated bank (equal information at the cut, exposure capped) once there is
+    a scale, else by strata of observed facility."""
+    rng = random.Random()
+    calibrated = CALIBRATED_FORMS.form(bank)
+    if calibrated is None:
+        return assembly.assemble_assessment(
+            bank.published.values(),
+            rng=rng,
+            facility=bank.facility,
+            held=bank.held_from_assessment,
+        )
+    form = [assembly.serve_for_measure(question, rng) for question in calibrated]
+    rng.shuffle(form)
+    return form
 
 
 async def scored(

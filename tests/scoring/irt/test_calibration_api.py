@@ -15,6 +15,7 @@ import numpy as np
 
 from question_bank.assembly import ASSESSMENT_BLUEPRINT
 from question_bank.keys import BANK
+from scoring.assessment.scoring import display, score, tier_of
 from scoring.irt.equating import expected_total, reference_from_items
 from scoring.irt.model import difficulty_prior
 from scoring.irt.theta import eap
@@ -186,8 +187,9 @@ async def test_calibration_over_stored_attempts_equates_assessments_and_catches_
     reference = reference_from_items(list(client.app[BANK].scale.reference))
     assert abs(result["theta"] - theta) < 1e-3
     assert abs(result["total"] - expected_total(theta, reference)) < 0.011
-    assert result["raw_total"] != result["total"]
-    assert result["tier"] == ("literate" if result["total"] >= 70 else result["tier"])
+    raw = score((bank[q].dimension, 1.0 if right[q] else 0.0) for q in right)
+    assert result["raw_total"] == display(raw.total)
+    assert result["tier"] == tier_of(result["total"])
 
     # Re-scoring moves the stored assessments (scored raw) onto the scale, cells with them.
     outcome = await quiz_service.rescore_assessments(db, client.app[BANK])
@@ -315,3 +317,41 @@ async def test_adaptive_practice_one_question_at_a_time_until_theta_is_precise(
         headers=auth(token),
     )
     assert off_step.status == 422
+
+
+async def test_assessment_forms_from_the_calibrated_bank_are_equally_informative_at_the_cut(
+    resident_client: Any,
+) -> None:
+    from scoring.irt.forms import MAX_EXPOSURE, FormAssembler
+    from scoring.irt.model import information
+
+    client = resident_client
+    await calibrate_through_api(client, await staff_tokens(client))
+    bank = client.app[BANK]
+    assembler = FormAssembler()
+    theta_cut = bank.scale.theta_cut
+    infos = []
+    for _ in range(1_000):
+        form = assembler.form(bank)
+        assert form is not None
+        counts = {d: sum(1 for q in form if q.dimension == d) for d in ASSESSMENT_BLUEPRINT}
+        assert counts == ASSESSMENT_BLUEPRINT and len({q.id for q in form}) == 30
+        keys = [f"{q.id}:{q.version}" for q in form]
+        assert not set(keys) & bank.held_from_assessment
+        infos.append(sum(float(information(theta_cut, bank.irt[k].a, bank.irt[k].b)) for k in keys))
+    target = assembler._state.target if assembler._state else 0.0
+    assert all(abs(info - target) <= 0.10 * target + 1e-9 for info in infos)
+    assert max(assembler.exposure_rates().values()) <= MAX_EXPOSURE
+
+    # Through HTTP, a resident's assessment comes from the same assembler.
+    token = await resident(client, "calibrated-form")
+    quiz = await (
+        await client.post(QUIZZES, json={"mode": "assessment"}, headers=auth(token))
+    ).json()
+    keys = [f"{q['id']}:{bank.published[q['id']].version}" for q in quiz["questions"]]
+    from scoring.quizzes.assessment_mode import CALIBRATED_FORMS
+
+    served = CALIBRATED_FORMS._state
+    assert served is not None and served.generation == bank.generation
+    info = sum(float(information(theta_cut, bank.irt[k].a, bank.irt[k].b)) for k in keys)
+    assert abs(info - served.target) <= 0.10 * served.target + 1e-9
