@@ -42,9 +42,11 @@ bench: setup
 	$(PY) -m scripts.bench_residents --durable
 	$(PY) -m scripts.irt_bench
 
-# Township estimates validated on a synthetic county with known truth: 20 seeded runs of
+# IRT simulations with known parameters (recovery, equating, adaptive, DIF, forms, speed), then
+# township estimates validated on a synthetic county with known truth: 20 seeded runs of
 # 200 townships in process, then the same full county pushed through the real HTTP API.
 eval: setup
+	$(PY) -m scripts.eval_irt
 	$(PY) -m scripts.simulation
 	$(PY) -m scripts.eval --townships 200 --scale 1
 
