@@ -348,10 +348,14 @@ async def item_statistics(db: AsyncDatabase, *, question_id: str) -> Document:
         if irt is not None and irt["held_from_assessment"]:
             summary["flags"].append("dif")  # biased against a group: off assessment forms
         versions.append({"version": sums["version"], **summary, "irt": irt})
+    # The served version's IRT parameters and DIF check, even before it has classical stats
+    # (a calibration also reads answers the outbox never saw, such as adaptive practice).
+    irt = await item_params.admin_view(db, question_id, doc.get("published_version"))
     return {
         "question_id": question_id,
         "versions": versions,
-        "flagged": any(v["flags"] for v in versions),
+        "irt": irt,
+        "flagged": any(v["flags"] for v in versions) or bool(irt and irt["held_from_assessment"]),
         "min_attempts_for_flags": stats.MIN_ATTEMPTS_FOR_FLAGS,
     }
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pytest
 
 from question_bank.assembly import ASSESSMENT_BLUEPRINT
 from question_bank.keys import BANK
@@ -30,25 +31,34 @@ STORED_ASSESSMENTS = 150
 DIF_SHIFT = 0.8
 
 
-def simulate_attempts(bank: dict[str, Any], *, seed: int, planted: str) -> tuple[list[Any], Any]:
+def simulate_attempts(
+    bank: dict[str, Any],
+    *,
+    seed: int,
+    planted: str,
+    population_mean: float = 0.0,
+    prefix: str = "sim",
+) -> tuple[list[Any], Any]:
     """Attempts of PERSONS residents on blueprint forms of the published bank, answered by the
     2PL with known parameters; the planted item is on every form and DIF_SHIFT logits harder
     for the elderly (a quarter of the residents). The first STORED_ASSESSMENTS are stored as
-    assessments scored as percent correct (before any calibration)."""
-    rng = np.random.default_rng(seed)
+    assessments scored as percent correct (before any calibration). The items' true
+    parameters are the same whatever the seed, which draws the residents and their answers."""
+    fixed = np.random.default_rng(2026)
     ids = sorted(bank)
     truth = {
         qid: (
-            float(np.clip(rng.lognormal(0.0, 0.25), 0.6, 2.0)),
-            difficulty_prior(bank[qid].difficulty) + float(rng.normal(0.0, 0.4)),
+            float(np.clip(fixed.lognormal(0.0, 0.25), 0.6, 2.0)),
+            difficulty_prior(bank[qid].difficulty) + float(fixed.normal(0.0, 0.4)),
         )
         for qid in ids
     }
+    rng = np.random.default_rng(seed)
     by_dimension = {d: [q for q in ids if bank[q].dimension == d] for d in ASSESSMENT_BLUEPRINT}
     start = datetime.now(UTC) - timedelta(days=20)
     docs = []
     for person in range(PERSONS):
-        theta = float(rng.normal())
+        theta = float(rng.normal(population_mean))
         elderly = person % 4 == 0
         form = {planted}
         for dimension, count in ASSESSMENT_BLUEPRINT.items():
@@ -65,8 +75,8 @@ def simulate_attempts(bank: dict[str, Any], *, seed: int, planted: str) -> tuple
                 {"question_id": qid, "version": bank[qid].version, "mark": 1.0 if right else 0.0}
             )
         doc: dict[str, Any] = {
-            "_id": f"sim-{person}:1",
-            "user_id": f"sim-{person}",
+            "_id": f"{prefix}-{person}:1",
+            "user_id": f"{prefix}-{person}",
             "mode": "practice",
             "submitted_at": start + timedelta(seconds=person),
             "items": items,
@@ -78,7 +88,7 @@ def simulate_attempts(bank: dict[str, Any], *, seed: int, planted: str) -> tuple
                 "education": "junior",
             },
         }
-        if person < STORED_ASSESSMENTS:
+        if person < STORED_ASSESSMENTS and prefix == "sim":
             doc["mode"] = "assessment"
             doc["assessment"] = percent_scored(items, bank)
             doc["periods"] = {"month": "2026-11", "year": "2026"}
@@ -158,6 +168,10 @@ async def test_calibration_over_stored_attempts_equates_assessments_and_catches_
     listed = await (await client.get(f"{IRT}/dif", headers=auth(tokens.editor))).json()
     assert planted in [entry["question_id"] for entry in listed["items"]]
     assert client.app[BANK].irt[f"{planted}:{bank[planted].version}"].held_from_assessment
+    stats = await (
+        await client.get(f"/api/v1/admin/questions/{planted}/stats", headers=auth(tokens.editor))
+    ).json()
+    assert stats["flagged"] and stats["irt"]["dif"]["class"] == "C"
 
     # A resident's assessment is now equated: total = expected score on the reference form.
     token = await resident(client, "equated")
@@ -224,6 +238,19 @@ async def test_a_calibration_without_answers_finishes_and_keeps_percent_scoring(
     job = await wait_for_job(client, tokens.admin, (await started.json())["job_id"])
     assert job["status"] == "done" and job["summary"]["responses"] == 0
     assert client.app[BANK].scale is None
+    # Until the bank is calibrated an assessment is scored as percent correct, and says so.
+    token = await resident(client, "uncalibrated")
+    quiz = await (
+        await client.post(QUIZZES, json={"mode": "assessment"}, headers=auth(token))
+    ).json()
+    submitted = await client.post(
+        f"{QUIZZES}/{quiz['quiz_id']}/submit",
+        json={"answers": correct_answers(client, quiz)},
+        headers=auth(token),
+    )
+    result = await submitted.json()
+    assert result["scale"] == "raw" and result["theta"] is None
+    assert result["total"] == result["raw_total"] == 100.0
     missing = await client.get(f"{IRT}/jobs/not-a-job", headers=auth(tokens.admin))
     assert missing.status == 404
     assert (await missing.json())["error"]["code"] == "job_not_found"
@@ -318,6 +345,13 @@ async def test_adaptive_practice_one_question_at_a_time_until_theta_is_precise(
     )
     assert off_step.status == 422
 
+    # Deleting the account removes the step records and unlinks the stored practice.
+    db = client.app[DB]
+    assert await db["adaptive_steps"].count_documents({"user_id": stored["user_id"]}) > 0
+    assert (await client.delete("/api/v1/me", headers=auth(token))).status == 204
+    assert await db["adaptive_steps"].count_documents({"user_id": stored["user_id"]}) == 0
+    assert (await db["attempts"].find_one({"_id": stored["_id"]}))["user_id"] is None
+
 
 async def test_assessment_forms_from_the_calibrated_bank_are_equally_informative_at_the_cut(
     resident_client: Any,
@@ -355,3 +389,54 @@ async def test_assessment_forms_from_the_calibrated_bank_are_equally_informative
     assert served is not None and served.generation == bank.generation
     info = sum(float(information(theta_cut, bank.irt[k].a, bank.irt[k].b)) for k in keys)
     assert abs(info - served.target) <= 0.10 * served.target + 1e-9
+
+
+async def test_a_second_calibration_is_linked_onto_the_first_scale(resident_client: Any) -> None:
+    client, db = resident_client, resident_client.app[DB]
+    tokens = await staff_tokens(client)
+    await calibrate_through_api(client, tokens)
+    first = {d["question_id"]: d async for d in db["item_params"].find({})}
+    scale = await db["irt_scale"].find_one({"_id": "current"})
+    bank = client.app[BANK].published
+    planted = sorted(q for q in bank if bank[q].dimension == "knowledge")[0]
+    # A more able wave of residents: on its own it would put the items 0.5 logits easier.
+    docs, _ = simulate_attempts(bank, seed=12, planted=planted, population_mean=0.5, prefix="wave")
+    await db["attempts"].insert_many(docs)
+    started = await client.post(f"{IRT}/calibrate", headers=auth(tokens.analyst))
+    job = await wait_for_job(client, tokens.analyst, (await started.json())["job_id"])
+    assert job["status"] == "done", job
+    linking = job["summary"]["linking"]
+    assert linking["method"] == "Stocking–Lord" and linking["anchors"] >= 10
+    assert job["summary"]["scale"] == "kept"
+    second = {d["question_id"]: d async for d in db["item_params"].find({})}
+    anchors = [q for q in first if first[q]["model"] in ("2pl", "rasch") and q != planted]
+    drift = np.array([second[q]["b"] - first[q]["b"] for q in anchors])
+    assert abs(drift.mean()) < 0.1 and np.sqrt((drift**2).mean()) < 0.2
+    assert await db["irt_scale"].find_one({"_id": "current"}) == scale  # the reference stays
+
+
+def test_a_calibration_without_enough_shared_items_is_not_linked() -> None:
+    from scoring.irt import pipeline
+
+    responses = pipeline.FirstResponses()
+    rng = np.random.default_rng(1)
+    for person in range(400):
+        responses.add(
+            {
+                "_id": f"p{person}:1",
+                "user_id": f"p{person}",
+                "submitted_at": datetime(2026, 11, 1, tzinfo=UTC),
+                "items": [
+                    {"question_id": f"{item:024d}", "version": 1, "mark": float(rng.random() < 0.6)}
+                    for item in range(40)
+                ],
+                "profile": {},
+            }
+        )
+    items = {f"{i:024d}:1": pipeline.ItemInfo("knowledge", 3, True) for i in range(40)}
+    previous = {f"{i:024d}:1": {"model": "2pl", "a": 1.0, "b": 0.0} for i in range(5)}
+    scale = {"reference": [], "theta_cut": 1.0}
+    with pytest.raises(pipeline.NotLinkable, match="only 5 items"):
+        pipeline.compute(
+            responses, items, previous=previous, scale=scale, job_id="j", now=datetime.now(UTC)
+        )
