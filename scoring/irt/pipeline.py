@@ -15,8 +15,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,26 +55,91 @@ class ItemInfo:
     published: bool
 
 
-@dataclass
-class FirstResponses:
-    """Each person's first answer to each item, with the profile of their first attempt."""
+# A calibration holds each sampled resident's first answer to each item in memory, inside an
+# app process: beyond this many residents a deterministic sample of them (by a hash of their
+# id, the same every night) is used. 20,000 residents on 30-item forms recover b and a well
+# (make eval runs 3,000).
+MAX_PERSONS = 20_000
+_BUCKETS = 1 << 32
 
-    answers: dict[tuple[str, str], tuple[datetime, bool]] = field(default_factory=dict)
-    profiles: dict[str, Document] = field(default_factory=dict)
-    attempts: int = 0
+
+def _bucket(person: str) -> int:
+    return int.from_bytes(hashlib.blake2b(person.encode(), digest_size=4).digest(), "big")
+
+
+class FirstResponses:
+    """Each sampled person's first answer to each item ("id:version"), with the profile of
+    their first attempt. Answers are kept under integer keys (person index × 2^20 + item
+    index), since a year of a county's attempts runs to millions of answers; when more than
+    `max_persons` people have answered, those whose hash bucket is highest are dropped (a
+    bottom-k sample by hash: deterministic and unrelated to who they are)."""
+
+    def __init__(self, max_persons: int = MAX_PERSONS) -> None:
+        self.max_persons = max_persons
+        self.attempts = 0
+        self._threshold = _BUCKETS  # persons whose bucket is below it are in the sample
+        self._persons: dict[str, int] = {}  # person -> index
+        self._next_person = 0
+        self._buckets: dict[int, int] = {}  # person index -> hash bucket
+        self._profiles: dict[int, tuple[datetime, Document]] = {}
+        self._items: dict[str, int] = {}  # "id:version" -> index
+        self._answers: dict[int, tuple[datetime, bool]] = {}
 
     def add(self, attempt: Document) -> None:
         self.attempts += 1
-        person = str(attempt.get("user_id") or f"attempt:{attempt['_id']}")
+        person = self._person_index(str(attempt.get("user_id") or f"attempt:{attempt['_id']}"))
+        if person is None:
+            return
         at = attempt["submitted_at"]
-        held = self.profiles.get(person)
-        if held is None or at < held["_at"]:
-            self.profiles[person] = {**(attempt.get("profile") or {}), "_at": at}
+        held = self._profiles.get(person)
+        if held is None or at < held[0]:
+            self._profiles[person] = (at, attempt.get("profile") or {})
         for item in attempt.get("items", []):
-            key = (person, f"{item['question_id']}:{item['version']}")
-            first = self.answers.get(key)
+            key = f"{item['question_id']}:{item['version']}"
+            item_index = self._items.setdefault(key, len(self._items))
+            answer_key = person << 20 | item_index
+            first = self._answers.get(answer_key)
             if first is None or at < first[0]:
-                self.answers[key] = (at, item["mark"] >= 1.0)
+                self._answers[answer_key] = (at, item["mark"] >= 1.0)
+
+    def _person_index(self, person: str) -> int | None:
+        index = self._persons.get(person)
+        if index is not None:
+            return index
+        bucket = _bucket(person)
+        if bucket >= self._threshold:
+            return None
+        index = self._next_person
+        self._next_person += 1
+        self._persons[person] = index
+        self._buckets[index] = bucket
+        if len(self._buckets) > self.max_persons:
+            self._shrink()
+        return self._persons.get(person)
+
+    def _shrink(self) -> None:
+        """Keep the max_persons lowest buckets; forget everyone else's answers."""
+        kept = sorted(self._buckets.values())[: self.max_persons]
+        self._threshold = kept[-1] + 1
+        dropped = {i for i, bucket in self._buckets.items() if bucket >= self._threshold}
+        self._persons = {p: i for p, i in self._persons.items() if i not in dropped}
+        self._buckets = {i: b for i, b in self._buckets.items() if i not in dropped}
+        self._profiles = {i: v for i, v in self._profiles.items() if i not in dropped}
+        self._answers = {k: v for k, v in self._answers.items() if k >> 20 not in dropped}
+
+    @property
+    def sample_share(self) -> float:
+        """The share of all residents in the sample (1.0: everyone)."""
+        return self._threshold / _BUCKETS
+
+    def answers(self) -> Iterator[tuple[int, str, bool]]:
+        """(person index, "id:version", right) of every kept first answer."""
+        names = {index: key for key, index in self._items.items()}
+        for answer_key, (_, right) in self._answers.items():
+            yield answer_key >> 20, names[answer_key & 0xFFFFF], right
+
+    def profile(self, person: int) -> Document:
+        return self._profiles[person][1]
 
 
 @dataclass(frozen=True)
@@ -94,30 +160,29 @@ def compute(
 ) -> Outcome:
     """The whole calibration: parameters per item version, a new scale if none existed, and
     the summary the job reports. `previous` are the stored parameters by "id:version"."""
-    keys = sorted({item for _, item in responses.answers if item in items})
+    kept = [(p, item, right) for p, item, right in responses.answers() if item in items]
+    keys = sorted({item for _, item, _ in kept})
     if not keys:
-        return Outcome([], None, {"responses": 0, "persons": 0, "items": 0})
+        return Outcome([], None, {"attempts": responses.attempts, "responses": 0, "persons": 0})
     index = {key: i for i, key in enumerate(keys)}
-    persons = sorted({p for p, item in responses.answers if item in index})
+    persons = sorted({p for p, _, _ in kept})
     person_index = {p: i for i, p in enumerate(persons)}
-    triples = [
-        (person_index[p], index[item], right)
-        for (p, item), (_, right) in responses.answers.items()
-        if item in index
-    ]
-    person, item_of, correct = (np.array(column) for column in zip(*triples, strict=True))
+    person = np.fromiter((person_index[p] for p, _, _ in kept), dtype=np.int64, count=len(kept))
+    item_of = np.fromiter((index[item] for _, item, _ in kept), dtype=np.int64, count=len(kept))
+    correct = np.fromiter((right for _, _, right in kept), dtype=bool, count=len(kept))
     priors = np.array([difficulty_prior(items[k].difficulty) for k in keys])
     result = calibrate(person, item_of, correct, n_items=len(keys), b_prior_mean=priors)
     linking: Document = {"method": "new scale"}
     if scale is not None:
         result, linking = _link(result, keys, previous)
-    dif = _dif(result, person, item_of, correct, [responses.profiles[p] for p in persons])
+    dif = _dif(result, person, item_of, correct, [responses.profile(p) for p in persons])
     params = [_param_doc(key, i, result, dif.get(i), job_id, now) for i, key in enumerate(keys)]
     new_scale = None if scale is not None else _new_scale(result, keys, items, job_id, now)
     summary = {
         "attempts": responses.attempts,
         "responses": int(correct.size),
         "persons": len(persons),
+        "persons_sample_share": round(responses.sample_share, 4),
         "items": len(keys),
         "models": {m: result.model.count(m) for m in sorted(set(result.model))},
         "iterations": result.iterations,
