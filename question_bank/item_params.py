@@ -64,7 +64,10 @@ def params_from(doc: Document) -> ItemParams:
 
 
 def scale_from(doc: Document | None) -> Scale | None:
-    if doc is None:
+    """The scale assessments are scored on: None before the first calibration and while the
+    first scale waits for `rescore` to put it in force (scores on it and the stored ones must
+    not mix in the estimates)."""
+    if doc is None or not doc.get("active"):
         return None
     return Scale(
         reference=tuple((r["a"], r["b"], r["weight"]) for r in doc["reference"]),
@@ -87,6 +90,18 @@ async def stored(db: AsyncDatabase) -> tuple[list[Document], Document | None]:
     return await storage.all_item_params(db), await storage.irt_scale(db)
 
 
+async def activate_scale(db: AsyncDatabase, kv: Kv) -> bool:
+    """Put a scale waiting since its first calibration in force (the `rescore` command does,
+    just before it re-scores the stored assessments on it); False if there is no scale."""
+    scale = await storage.irt_scale(db)
+    if scale is None:
+        return False
+    if not scale.get("active"):
+        await storage.save_irt_scale(db, {**scale, "active": True, "activated_at": now()})
+        await _announce(kv)
+    return True
+
+
 async def publish(
     db: AsyncDatabase, kv: Kv, *, params: list[Document], scale: Document | None
 ) -> None:
@@ -95,10 +110,14 @@ async def publish(
     await storage.save_item_params(db, params)
     if scale is not None:
         await storage.save_irt_scale(db, scale)
+    await _announce(kv)
+
+
+async def _announce(kv: Kv) -> None:
     try:
         await storage.announce_reload(kv)
     except redis.exceptions.RedisError:
-        pass  # stored; each process's ten-minute full reload picks the parameters up
+        pass  # stored; each process's ten-minute full reload picks the change up
 
 
 async def admin_view(db: AsyncDatabase, question_id: str, version: int | None) -> Document | None:

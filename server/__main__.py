@@ -13,11 +13,10 @@ from contextlib import asynccontextmanager
 from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
-from question_bank.cache import BankCache
 from scoring.quizzes import service as quiz_service
 from server import workers
 from server.accounts import service as users
-from server.kernel import store
+from server.kernel import lifecycle, store
 from server.kernel.errors import ApiError
 from server.kernel.logs import configure_logging
 from server.kernel.schema import bootstrap
@@ -101,10 +100,8 @@ def rescore(settings: Settings, _args: argparse.Namespace) -> None:
     """Re-score every stored assessment on the current IRT scale and rebuild the cells."""
 
     async def run() -> dict[str, object]:
-        async with database(settings) as db:
-            bank = BankCache()
-            await bank.load(db)
-            return await quiz_service.rescore_assessments(db, bank)
+        async with database(settings) as db, lifecycle.open_kv(settings) as kv:
+            return await quiz_service.rescore_with_scale(db, kv)
 
     result = asyncio.run(run())
     print(", ".join(f"{name}: {value}" for name, value in result.items()))

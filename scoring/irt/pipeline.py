@@ -11,7 +11,8 @@
    drift. Too few anchors is an error: the new figures could not be compared with the old.
 4. DIF: Mantel–Haenszel per item for each contrast of groups (DIF_CONTRASTS), ETS classes.
 5. The scale: kept once set (its reference form is fixed); the first calibration that
-   covers the blueprint with calibrated published items creates it, with the θ of the cut."""
+   covers the blueprint with calibrated published items creates it, with the θ of the cut,
+   and `python -m server rescore` puts it in force."""
 
 from __future__ import annotations
 
@@ -189,7 +190,9 @@ def compute(
         "converged": result.converged,
         "linking": linking,
         "dif_c": sum(1 for p in params if (p.get("dif") or {}).get("class") == "C"),
-        "scale": "created" if new_scale else ("kept" if scale is not None else "not yet"),
+        "scale": "created, in force after rescore"
+        if new_scale
+        else ("kept" if scale is not None else "not yet"),
     }
     return Outcome(params, new_scale, summary)
 
@@ -327,6 +330,7 @@ def _new_scale(
         "theta_cut": theta_for_total(LITERATE_TOTAL, reference),
         "calibrated_at": now,
         "job_id": job_id,
+        "active": False,  # until `rescore` puts it in force (question_bank.item_params)
     }
 
 

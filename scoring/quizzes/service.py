@@ -17,7 +17,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from content import service as content_service
-from question_bank import assembly
+from question_bank import assembly, item_params
 from question_bank import service as question_service
 from question_bank.cache import BankCache, PublishedQuestion
 from scoring.assessment import service as assessment_service
@@ -281,6 +281,15 @@ async def rebuild_cells(db: AsyncDatabase) -> int:
     count = await assessment_service.rebuild(db, storage.scored_assessments(db))
     await storage.mark_all_counted(db)
     return count
+
+
+async def rescore_with_scale(db: AsyncDatabase, kv: Kv) -> Document:
+    """`python -m server rescore`: put a scale waiting since the first calibration in force
+    (every process reloads it), then re-score the stored assessments on it."""
+    activated = await item_params.activate_scale(db, kv)
+    bank = BankCache()
+    await bank.load(db)
+    return {"scale": "irt" if activated else "raw", **await rescore_assessments(db, bank)}
 
 
 async def rescore_assessments(db: AsyncDatabase, bank: BankCache) -> Document:

@@ -21,6 +21,7 @@ from server.kernel import store
 from server.kernel.keys import DB, HTTP, KV, MONGO_CLIENT, SETTINGS
 from server.kernel.kv import Kv, RedisClient
 from server.kernel.schema import bootstrap, delete_expired
+from server.kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,17 @@ async def _expire(db: AsyncDatabase, stop: asyncio.Event) -> None:
 
 
 async def redis(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+    async with open_kv(app[SETTINGS]) as kv:
+        app[KV] = kv
+        yield
+
+
+@contextlib.asynccontextmanager
+async def open_kv(settings: Settings) -> AsyncIterator[Kv]:
+    """Redis as the settings say (one server or a cluster), with the key prefix."""
     opened = _cluster if settings.redis_cluster else _single_server
     async with opened(settings.redis_url) as client:
-        app[KV] = Kv(client, settings.redis_prefix)
-        yield
+        yield Kv(client, settings.redis_prefix)
 
 
 # Connections per process (on a cluster, per process and node); the rate limit and the

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
+import sys
+from asyncio.subprocess import PIPE
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +24,7 @@ from scoring.irt.equating import expected_total, reference_from_items
 from scoring.irt.model import difficulty_prior
 from scoring.irt.theta import eap
 from scoring.quizzes import service as quiz_service
-from server.kernel.keys import DB
+from server.kernel.keys import DB, KV, SETTINGS
 from tests.factories import auth, correct_answers, resident, staff_tokens
 
 IRT = "/api/v1/admin/irt"
@@ -145,7 +148,9 @@ async def test_calibration_over_stored_attempts_equates_assessments_and_catches_
     assert job["status"] == "done", job
     summary = job["summary"]
     assert summary["persons"] == PERSONS and summary["responses"] == PERSONS * 30
-    assert summary["scale"] == "created" and summary["linking"] == {"method": "new scale"}
+    assert summary["scale"] == "created, in force after rescore"
+    assert summary["linking"] == {"method": "new scale"}
+    assert client.app[BANK].scale is None  # not in force yet: nothing is scored on it
 
     # Parameters recovered from the stored answers (and shown on the question endpoint).
     stored = {d["question_id"]: d async for d in db["item_params"].find({})}
@@ -172,6 +177,20 @@ async def test_calibration_over_stored_attempts_equates_assessments_and_catches_
         await client.get(f"/api/v1/admin/questions/{planted}/stats", headers=auth(tokens.editor))
     ).json()
     assert stats["flagged"] and stats["irt"]["dif"]["class"] == "C"
+
+    # `rescore` puts the scale in force and moves the stored assessments onto it, cells too.
+    outcome = await quiz_service.rescore_with_scale(db, client.app[KV])
+    assert outcome["scale"] == "irt"
+    assert outcome["assessments"] == outcome["changed"] == STORED_ASSESSMENTS
+    rescored = (
+        await db["attempts"].find({"_id": {"$regex": "^sim-"}, "mode": "assessment"}).to_list()
+    )
+    assert all(a["assessment"]["scale"] == "irt" for a in rescored)
+    cells = await db["literacy_cells"].find({"period": "2026-11"}).to_list()
+    assert sum(c["n"] for c in cells) == STORED_ASSESSMENTS
+    assert sum(c["literate"] for c in cells) == sum(a["assessment"]["literate"] for a in rescored)
+    await client.app[BANK].load(db)
+    assert client.app[BANK].scale is not None
 
     # A resident's assessment is now equated: total = expected score on the reference form.
     token = await resident(client, "equated")
@@ -204,17 +223,6 @@ async def test_calibration_over_stored_attempts_equates_assessments_and_catches_
     raw = score((bank[q].dimension, 1.0 if right[q] else 0.0) for q in right)
     assert result["raw_total"] == display(raw.total)
     assert result["tier"] == tier_of(result["total"])
-
-    # Re-scoring moves the stored assessments (scored raw) onto the scale, cells with them.
-    outcome = await quiz_service.rescore_assessments(db, client.app[BANK])
-    assert outcome["assessments"] == STORED_ASSESSMENTS + 1 and outcome["changed"] >= 140
-    rescored = (
-        await db["attempts"].find({"_id": {"$regex": "^sim-"}, "mode": "assessment"}).to_list()
-    )
-    assert all(a["assessment"]["scale"] == "irt" for a in rescored)
-    cells = await db["literacy_cells"].find({"period": "2026-11"}).to_list()
-    assert sum(c["n"] for c in cells) == STORED_ASSESSMENTS
-    assert sum(c["literate"] for c in cells) == sum(a["assessment"]["literate"] for a in rescored)
 
     # An editor keeps the planted item after review: it may be drawn again; audited.
     reviewed = await client.post(
@@ -263,7 +271,10 @@ async def calibrate_through_api(client: Any, tokens: Any) -> None:
     await client.app[DB]["attempts"].insert_many(docs)
     started = await client.post(f"{IRT}/calibrate", headers=auth(tokens.admin))
     job = await wait_for_job(client, tokens.admin, (await started.json())["job_id"])
-    assert job["status"] == "done" and job["summary"]["scale"] == "created", job
+    assert job["status"] == "done", job
+    assert job["summary"]["scale"] == "created, in force after rescore"
+    assert (await quiz_service.rescore_with_scale(client.app[DB], client.app[KV]))["scale"] == "irt"
+    await client.app[BANK].load(client.app[DB])
 
 
 async def test_adaptive_practice_one_question_at_a_time_until_theta_is_precise(
@@ -440,3 +451,41 @@ def test_a_calibration_without_enough_shared_items_is_not_linked() -> None:
         pipeline.compute(
             responses, items, previous=previous, scale=scale, job_id="j", now=datetime.now(UTC)
         )
+
+
+async def test_the_rescore_command_puts_the_scale_in_force_and_is_idempotent(
+    resident_client: Any,
+) -> None:
+    client, db = resident_client, resident_client.app[DB]
+    tokens = await staff_tokens(client)
+    bank = client.app[BANK].published
+    planted = sorted(q for q in bank if bank[q].dimension == "knowledge")[0]
+    docs, _ = simulate_attempts(bank, seed=13, planted=planted)
+    await db["attempts"].insert_many(docs)
+    started = await client.post(f"{IRT}/calibrate", headers=auth(tokens.admin))
+    job = await wait_for_job(client, tokens.admin, (await started.json())["job_id"])
+    assert job["status"] == "done", job
+    settings = client.app[SETTINGS]
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "MONGODB_URI": settings.mongodb_uri,
+        "MONGODB_DB": settings.mongodb_db,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_PREFIX": settings.redis_prefix,
+    }
+
+    async def rescore() -> str:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "server", "rescore", env=env, stdout=PIPE, stderr=PIPE
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+        assert process.returncode == 0, err.decode()
+        return out.decode()
+
+    first = await rescore()
+    assert "scale: irt" in first and f"changed: {STORED_ASSESSMENTS}" in first, first
+    stored = await db["attempts"].find({"mode": "assessment"}).to_list()
+    assert len(stored) == STORED_ASSESSMENTS
+    assert all(a["assessment"]["scale"] == "irt" for a in stored)
+    assert "changed: 0" in await rescore()  # nothing moves twice
