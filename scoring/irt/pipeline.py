@@ -27,7 +27,7 @@ import numpy as np
 from scoring.irt.calibration import MODEL_2PL, MODEL_RASCH, Calibration, calibrate
 from scoring.irt.dif import MantelHaenszel, dif_scan
 from scoring.irt.equating import build_reference_form, theta_for_total
-from scoring.irt.linking import stocking_lord
+from scoring.irt.linking import Linking, stocking_lord
 from scoring.irt.model import LITERATE_TOTAL, difficulty_prior, item_bank
 
 Document = dict[str, Any]
@@ -54,6 +54,7 @@ class ItemInfo:
     dimension: str
     difficulty: int
     published: bool
+    options: int = 0  # how many options the version has (0: unknown)
 
 
 # A calibration holds each sampled resident's first answer to each item in memory, inside an
@@ -69,25 +70,39 @@ def _bucket(person: str) -> int:
 
 
 class FirstResponses:
-    """Each sampled person's first answer to each item ("id:version"), with the profile of
-    their first attempt. Answers are kept under integer keys (person index × 2^20 + item
-    index), since a year of a county's attempts runs to millions of answers; when more than
-    `max_persons` people have answered, those whose hash bucket is highest are dropped (a
-    bottom-k sample by hash: deterministic and unrelated to who they are)."""
+    """Each sampled person's first answer to each question (the first sight: a later version
+    seen after the explanation of an earlier one is not a first sight), with the version and
+    how many options were shown, and the profile of their first attempt.
+
+    Answers are kept under integer keys (person index × 2^20 + question index), since a year
+    of a county's attempts runs to millions of answers. Beyond `max_persons` people a bottom-k
+    sample by hash is kept: whenever twice that many are held, those with the highest hash
+    buckets are dropped (amortised: each drop halves what is held), and at the end the
+    sample is cut to exactly `max_persons`. The result does not depend on the order attempts
+    are read in. Attempts flagged as answered too fast are not read."""
 
     def __init__(self, max_persons: int = MAX_PERSONS) -> None:
         self.max_persons = max_persons
         self.attempts = 0
+        self.skipped_too_fast = 0
         self._threshold = _BUCKETS  # persons whose bucket is below it are in the sample
         self._persons: dict[str, int] = {}  # person -> index
         self._next_person = 0
         self._buckets: dict[int, int] = {}  # person index -> hash bucket
         self._profiles: dict[int, tuple[datetime, Document]] = {}
-        self._items: dict[str, int] = {}  # "id:version" -> index
-        self._answers: dict[int, tuple[datetime, bool]] = {}
+        self._questions: dict[str, int] = {}  # question id -> index
+        # answer key -> (when, right, version, options shown)
+        self._answers: dict[int, tuple[datetime, bool, int, int]] = {}
+
+    def add_all(self, attempts: Iterable[Document]) -> None:
+        for attempt in attempts:
+            self.add(attempt)
 
     def add(self, attempt: Document) -> None:
         self.attempts += 1
+        if (attempt.get("review") or {}).get("too_fast"):
+            self.skipped_too_fast += 1
+            return
         person = self._person_index(str(attempt.get("user_id") or f"attempt:{attempt['_id']}"))
         if person is None:
             return
@@ -96,12 +111,12 @@ class FirstResponses:
         if held is None or at < held[0]:
             self._profiles[person] = (at, attempt.get("profile") or {})
         for item in attempt.get("items", []):
-            key = f"{item['question_id']}:{item['version']}"
-            item_index = self._items.setdefault(key, len(self._items))
-            answer_key = person << 20 | item_index
+            question = self._questions.setdefault(item["question_id"], len(self._questions))
+            answer_key = person << 20 | question
             first = self._answers.get(answer_key)
             if first is None or at < first[0]:
-                self._answers[answer_key] = (at, item["mark"] >= 1.0)
+                shown = len(item.get("order") or ())
+                self._answers[answer_key] = (at, item["mark"] >= 1.0, item["version"], shown)
 
     def _person_index(self, person: str) -> int | None:
         index = self._persons.get(person)
@@ -114,12 +129,14 @@ class FirstResponses:
         self._next_person += 1
         self._persons[person] = index
         self._buckets[index] = bucket
-        if len(self._buckets) > self.max_persons:
+        if len(self._buckets) >= 2 * self.max_persons:
             self._shrink()
         return self._persons.get(person)
 
     def _shrink(self) -> None:
         """Keep the max_persons lowest buckets; forget everyone else's answers."""
+        if len(self._buckets) <= self.max_persons:
+            return
         kept = sorted(self._buckets.values())[: self.max_persons]
         self._threshold = kept[-1] + 1
         dropped = {i for i, bucket in self._buckets.items() if bucket >= self._threshold}
@@ -131,13 +148,15 @@ class FirstResponses:
     @property
     def sample_share(self) -> float:
         """The share of all residents in the sample (1.0: everyone)."""
+        self._shrink()
         return self._threshold / _BUCKETS
 
-    def answers(self) -> Iterator[tuple[int, str, bool]]:
-        """(person index, "id:version", right) of every kept first answer."""
-        names = {index: key for key, index in self._items.items()}
-        for answer_key, (_, right) in self._answers.items():
-            yield answer_key >> 20, names[answer_key & 0xFFFFF], right
+    def answers(self) -> Iterator[tuple[int, str, bool, int]]:
+        """(person index, "id:version", right, options shown) of every kept first sight."""
+        self._shrink()
+        names = {index: question for question, index in self._questions.items()}
+        for answer_key, (_, right, version, shown) in self._answers.items():
+            yield answer_key >> 20, f"{names[answer_key & 0xFFFFF]}:{version}", right, shown
 
     def profile(self, person: int) -> Document:
         return self._profiles[person][1]
@@ -161,7 +180,13 @@ def compute(
 ) -> Outcome:
     """The whole calibration: parameters per item version, a new scale if none existed, and
     the summary the job reports. `previous` are the stored parameters by "id:version"."""
-    kept = [(p, item, right) for p, item, right in responses.answers() if item in items]
+    # Only answers to the full set of options: the elderly are shown fewer options outside the
+    # assessment, an easier item than the one calibrated (and a bias in the elderly DIF check).
+    kept = [
+        (p, item, right)
+        for p, item, right, shown in responses.answers()
+        if item in items and (shown == 0 or items[item].options in (0, shown))
+    ]
     keys = sorted({item for _, item, _ in kept})
     if not keys:
         return Outcome([], None, {"attempts": responses.attempts, "responses": 0, "persons": 0})
@@ -184,6 +209,7 @@ def compute(
         "responses": int(correct.size),
         "persons": len(persons),
         "persons_sample_share": round(responses.sample_share, 4),
+        "skipped_too_fast": responses.skipped_too_fast,
         "items": len(keys),
         "models": {m: result.model.count(m) for m in sorted(set(result.model))},
         "iterations": result.iterations,
@@ -200,26 +226,54 @@ def compute(
 def _link(
     result: Calibration, keys: list[str], previous: Mapping[str, Document]
 ) -> tuple[Calibration, Document]:
+    """Stocking–Lord onto the previous scale through the items calibrated both times, except
+    those held for DIF; anchors whose linked difficulty moved more than DRIFT_SE standard
+    errors (and DRIFT_MIN logits) are dropped and the link is made again once: an item that
+    became easier through exposure would otherwise drag the whole scale with it."""
     calibrated = result.calibrated
     anchors = [
         i
         for i, key in enumerate(keys)
-        if calibrated[i] and previous.get(key, {}).get("model") in ("2pl", "rasch")
+        if calibrated[i]
+        and previous.get(key, {}).get("model") in ("2pl", "rasch")
+        and (previous[key].get("dif") or {}).get("class") != "C"
     ]
+    linking = _stocking_lord(result, keys, previous, anchors)
+    linked = linking.apply(result)
+    drifted = [i for i in anchors if _drifted(linked, i, previous[keys[i]])]
+    if drifted:
+        anchors = [i for i in anchors if i not in set(drifted)]
+        linking = _stocking_lord(result, keys, previous, anchors)
+        linked = linking.apply(result)
+    method = {
+        "method": "Stocking–Lord",
+        "anchors": len(anchors),
+        "anchors_dropped_for_drift": len(drifted),
+        "slope": round(linking.slope, 4),
+        "intercept": round(linking.intercept, 4),
+    }
+    return linked, method
+
+
+DRIFT_SE = 3.0
+DRIFT_MIN = 0.5
+
+
+def _drifted(linked: Calibration, i: int, before: Document) -> bool:
+    se = float(np.hypot(linked.se_b[i], before.get("se_b") or 0.0))
+    return abs(float(linked.b[i]) - float(before["b"])) > max(DRIFT_SE * se, DRIFT_MIN)
+
+
+def _stocking_lord(
+    result: Calibration, keys: list[str], previous: Mapping[str, Document], anchors: list[int]
+) -> Linking:
     if len(anchors) < MIN_ANCHORS:
         raise NotLinkable(
             f"only {len(anchors)} items were calibrated before and now; {MIN_ANCHORS} needed"
         )
     old_a = [previous[keys[i]]["a"] for i in anchors]
     old_b = [previous[keys[i]]["b"] for i in anchors]
-    linking = stocking_lord(result.a[anchors], result.b[anchors], old_a, old_b)
-    method = {
-        "method": "Stocking–Lord",
-        "anchors": len(anchors),
-        "slope": round(linking.slope, 4),
-        "intercept": round(linking.intercept, 4),
-    }
-    return linking.apply(result), method
+    return stocking_lord(result.a[anchors], result.b[anchors], old_a, old_b)
 
 
 def _focal_groups(profiles: list[Document]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -348,5 +402,6 @@ def item_infos(bank_docs: Iterable[Document]) -> dict[str, ItemInfo]:
                 dimension=str(content.get("dimension", "knowledge")),
                 difficulty=int(content.get("difficulty", 3)),
                 published=live and version == published_version,
+                options=len(content.get("options") or ()),
             )
     return infos

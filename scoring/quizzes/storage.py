@@ -447,6 +447,8 @@ def calibration_input(db: AsyncDatabase) -> Any:
         "items.question_id": 1,
         "items.version": 1,
         "items.mark": 1,
+        "items.order": 1,  # how many options were shown
+        "review.too_fast": 1,
     }
     return store.find(db[ATTEMPTS], {}, fields)
 
