@@ -53,14 +53,33 @@ class Scale:
 
 
 def params_from(doc: Document) -> ItemParams:
-    review = doc.get("dif_review") or {}
     return ItemParams(
         a=float(doc["a"]),
         b=float(doc["b"]),
         model=str(doc["model"]),
         dif_class=(doc.get("dif") or {}).get("class"),
-        dif_decision=review.get("decision"),
+        dif_decision=_standing_decision(doc),
     )
+
+
+def dif_finding(dif: Document | None) -> Document:
+    """What a review is a review of: the worst class and the contrasts at class C."""
+    dif = dif or {}
+    groups = dif.get("groups") or {}
+    return {
+        "class": dif.get("class"),
+        "contrasts": sorted(g for g, figures in groups.items() if figures.get("class") == "C"),
+    }
+
+
+def _standing_decision(doc: Document) -> str | None:
+    """An editor's decision stands while the DIF finding it reviewed does; a later
+    calibration that finds something else (another group at class C) needs a new review."""
+    review = doc.get("dif_review") or {}
+    if review.get("finding") != dif_finding(doc.get("dif")):
+        return None
+    decision = review.get("decision")
+    return str(decision) if decision else None
 
 
 def scale_from(doc: Document | None) -> Scale | None:
@@ -75,6 +94,15 @@ def scale_from(doc: Document | None) -> Scale | None:
         calibrated_at=doc["calibrated_at"],
         job_id=str(doc["job_id"]),
     )
+
+
+async def scale_job(db: AsyncDatabase) -> str | None:
+    """The job id of the scale in force (None: none in force), read from storage."""
+    return job_of(scale_from(await storage.irt_scale(db)))
+
+
+def job_of(scale: Scale | None) -> str | None:
+    return scale.job_id if scale else None
 
 
 async def load(db: AsyncDatabase) -> tuple[dict[str, ItemParams], Scale | None]:
@@ -104,13 +132,15 @@ async def activate_scale(db: AsyncDatabase, kv: Kv) -> bool:
 
 async def publish(
     db: AsyncDatabase, kv: Kv, *, params: list[Document], scale: Document | None
-) -> None:
+) -> bool:
     """Store a calibration's parameters (and the scale, when it is new), then ask every
-    process to reload its bank so the next assessment is scored with them."""
+    process to reload its bank so the next assessment is scored with them. A new scale is
+    only ever created, never replaced: False (nothing stored) if one appeared meanwhile."""
+    if scale is not None and not await storage.create_irt_scale(db, scale):
+        return False
     await storage.save_item_params(db, params)
-    if scale is not None:
-        await storage.save_irt_scale(db, scale)
     await _announce(kv)
+    return True
 
 
 async def _announce(kv: Kv) -> None:
@@ -145,6 +175,7 @@ def version_view(doc: Document) -> Document:
         "calibrated_at": calibrated_at.isoformat() if calibrated_at else None,
         "dif": doc.get("dif"),
         "dif_review": _review_view(doc.get("dif_review")),
+        "dif_review_stands": _standing_decision(doc) is not None,
         "held_from_assessment": params_from(doc).held_from_assessment,
     }
 
@@ -158,13 +189,30 @@ async def dif_flagged(db: AsyncDatabase, classes: tuple[str, ...]) -> list[Docum
 
 
 async def review_dif(
-    db: AsyncDatabase, question_id: str, version: int, *, decision: str, reason: str, actor: str
+    db: AsyncDatabase,
+    kv: Kv,
+    question_id: str,
+    version: int,
+    *,
+    decision: str,
+    reason: str,
+    actor: str,
 ) -> Document | None:
     """Record an editor's review of a version's DIF flag: "keep" lets a class C item back
     on assessment forms, "exclude" keeps it off. None if the version was never calibrated."""
-    review = {"decision": decision, "reason": reason, "by": actor, "at": now()}
+    current = await storage.item_params_of(db, question_id, version)
+    if current is None:
+        return None
+    review = {
+        "decision": decision,
+        "reason": reason,
+        "by": actor,
+        "at": now(),
+        "finding": dif_finding(current.get("dif")),
+    }
     if not await storage.set_item_review(db, question_id, version, review):
         return None
+    await _announce(kv)  # forms everywhere take it or leave it from now on
     doc = await storage.item_params_of(db, question_id, version)
     return version_view(doc) if doc else None
 

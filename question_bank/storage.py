@@ -398,5 +398,14 @@ async def irt_scale(db: AsyncDatabase) -> Document | None:
     return await db[IRT_SCALE].find_one({"_id": "current"})
 
 
+async def create_irt_scale(db: AsyncDatabase, scale: Document) -> bool:
+    """Store the first scale; False if one exists (it is fixed once made)."""
+    try:
+        await db[IRT_SCALE].insert_one({**scale, "_id": "current"})
+    except DuplicateKeyError:
+        return False
+    return True
+
+
 async def save_irt_scale(db: AsyncDatabase, scale: Document) -> None:
     await db[IRT_SCALE].replace_one({"_id": "current"}, {**scale, "_id": "current"}, upsert=True)

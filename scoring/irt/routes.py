@@ -13,7 +13,7 @@ from scoring.irt.models import DifQuery, DifReview, JobRead, JobStarted
 from server.kernel.audit import record_request
 from server.kernel.errors import NotFound
 from server.kernel.http import caller_id, endpoint, json_response
-from server.kernel.keys import DB
+from server.kernel.keys import DB, KV
 
 MEASUREMENT = ("analyst", "admin")
 EDITORS = ("editor", "admin")
@@ -62,6 +62,7 @@ async def review_dif(request: web.Request, *, body: DifReview) -> web.Response:
     if version is not None:
         reviewed = await item_params.review_dif(
             request.app[DB],
+            request.app[KV],
             question_id,
             int(version),
             decision=body.decision,

@@ -43,6 +43,13 @@ CALIBRATE_EVERY = timedelta(days=1)
 ResponseSource = Callable[[AsyncDatabase], AsyncIterable[Document]]
 
 
+INGEST_BATCH = 2_000  # attempts folded into the responses per thread hop
+
+
+class LeaseLost(Exception):
+    """This runner no longer holds the calibration lease: it must not publish."""
+
+
 class JobNotFound(NotFound):
     code = "job_not_found"
     message = "找不到该校准任务"
@@ -67,26 +74,40 @@ class Calibrations:
             {"_id": job_id, "status": "queued", "requested_by": actor, "created_at": started},
         )
         if not await storage.take_lease(self.db, job_id, started, LEASE):
-            await storage.delete_job(self.db, job_id)
             holder = await storage.lease_holder(self.db, now())
-            if holder is not None:
-                return holder
-            return await self.request(actor)  # the holder finished in between: try again
-        await storage.update_job(self.db, job_id, {"status": "running", "started_at": now()})
+            if holder == job_id:
+                pass  # our own take, whose reply was lost and retried: we hold it
+            else:
+                await storage.delete_job(self.db, job_id)
+                if holder is not None:
+                    return holder
+                return await self.request(actor)  # the holder finished in between: again
+        try:
+            await storage.update_job(self.db, job_id, {"status": "running", "started_at": now()})
+        except BaseException:
+            with contextlib.suppress(Exception):  # no runner: let the next request start one
+                await storage.release_lease(self.db, job_id)
+            raise
         task = asyncio.create_task(self._run(job_id), name=f"irt-calibration-{job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job_id
 
     async def _run(self, job_id: str) -> None:
-        renewer = asyncio.create_task(self._renew(job_id))
+        job = asyncio.current_task()
+        assert job is not None
+        renewer = asyncio.create_task(self._renew(job_id, job))
         started = time.monotonic()
         try:
             summary = await self._calibrate(job_id)
         except pipeline.NotLinkable as error:
             await self._fail(job_id, "not_linkable", f"无法与上一次校准衔接：{error}")
+        except LeaseLost:
+            await self._fail(
+                job_id, "interrupted", "校准租约已失效（存储中断），结果未保存，请重新发起"
+            )
         except asyncio.CancelledError:
-            await self._fail(job_id, "interrupted", "服务停止，校准中断，请重新发起")
+            await self._fail(job_id, "interrupted", "服务停止或租约失效，校准中断，请重新发起")
             raise
         except Exception:
             log_background_failure(log, "IRT calibration failed")
@@ -103,9 +124,16 @@ class Calibrations:
                 await storage.release_lease(self.db, job_id)
 
     async def _calibrate(self, job_id: str) -> Document:
+        # Reading is Python work on every answer: each batch is folded in a thread, so the
+        # event loop keeps serving requests between the cursor's round trips.
         responses = pipeline.FirstResponses()
+        batch: list[Document] = []
         async for attempt in self.responses(self.db):
-            responses.add(attempt)
+            batch.append(attempt)
+            if len(batch) >= INGEST_BATCH:
+                await asyncio.to_thread(responses.add_all, batch)
+                batch = []
+        await asyncio.to_thread(responses.add_all, batch)
         previous, scale = await _previous_params(self.db)
         items = pipeline.item_infos(self.bank.docs.values())
         outcome = await asyncio.to_thread(
@@ -117,16 +145,29 @@ class Calibrations:
             job_id=job_id,
             now=now(),
         )
-        await item_params.publish(self.db, self.kv, params=outcome.params, scale=outcome.scale)
+        # Publish only while still the one runner: a runner that lost its lease (storage away
+        # for longer than LEASE) may have been replaced, and two must not both write.
+        if not await storage.renew_lease(self.db, job_id, now(), LEASE):
+            raise LeaseLost()
+        if not await item_params.publish(
+            self.db, self.kv, params=outcome.params, scale=outcome.scale
+        ):
+            raise LeaseLost()  # a scale appeared meanwhile: these parameters are not on it
         await self.bank.load(self.db)  # this process scores with them at once
         return outcome.summary
 
-    async def _renew(self, job_id: str) -> None:
+    async def _renew(self, job_id: str, job: asyncio.Task[None]) -> None:
         while True:
             await asyncio.sleep(RENEW_EVERY_SECONDS)
-            with contextlib.suppress(Exception):  # a missed renewal is retried; LEASE is 4×
-                await storage.renew_lease(self.db, job_id, now(), LEASE)
+            try:
+                held = await storage.renew_lease(self.db, job_id, now(), LEASE)
                 await storage.update_job(self.db, job_id, {"heartbeat_at": now()})
+            except Exception:  # storage away: try again; the lease is four renewals long
+                log_background_failure(log, "IRT calibration lease not renewed; retrying")
+                continue
+            if not held:
+                job.cancel()  # another runner may have started: stop before publishing
+                return
 
     async def _fail(self, job_id: str, code: str, message: str) -> None:
         with contextlib.suppress(Exception):
@@ -148,13 +189,14 @@ class Calibrations:
             await asyncio.wait(self._tasks, timeout=10)
 
     async def run_schedule(self, stop: asyncio.Event) -> None:
-        """Calibrate once a day (whichever process looks first)."""
+        """Calibrate once a day (whichever process looks first). A failed job counts as the
+        day's run too, so a calibration that cannot link is not retried every hour."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=SCHEDULE_CHECK_SECONDS)
                 return
             try:
-                latest = await storage.latest_finished(self.db)
+                latest = await storage.latest_job(self.db)
                 if latest is None or latest["created_at"] < now() - CALIBRATE_EVERY:
                     await self.request("schedule")
             except Exception:
@@ -174,10 +216,16 @@ async def job_view(db: AsyncDatabase, job_id: str) -> Document:
     job = await storage.get_job(db, job_id)
     if job is None:
         raise JobNotFound()
+    if job["status"] in ("queued", "running") and await storage.lease_holder(db, now()) != job_id:
+        # Read again: the runner writes "done" before it lets the lease go.
+        job = await storage.get_job(db, job_id) or job
+        if job["status"] in ("queued", "running"):
+            job = {
+                **job,
+                "status": "failed",
+                "error": {"code": "interrupted", "message": "校准进程已停止，校准中断，请重新发起"},
+            }
     status, error = job["status"], job.get("error")
-    if status in ("queued", "running") and await storage.lease_holder(db, now()) != job_id:
-        status = "failed"
-        error = {"code": "interrupted", "message": "校准进程已停止，校准中断，请重新发起"}
     return {
         "job_id": job_id,
         "status": status,

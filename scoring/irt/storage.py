@@ -39,8 +39,9 @@ async def delete_job(db: AsyncDatabase, job_id: str) -> None:
     await db[JOBS].delete_one({"_id": job_id, "status": "queued"})
 
 
-async def latest_finished(db: AsyncDatabase) -> Document | None:
-    cursor = store.find(db[JOBS], {"status": "done"}).sort("created_at", DESCENDING).limit(1)
+async def latest_job(db: AsyncDatabase) -> Document | None:
+    """The newest job, in whatever state."""
+    cursor = store.find(db[JOBS], {}).sort("created_at", DESCENDING).limit(1)
     found = await cursor.to_list()
     return found[0] if found else None
 
