@@ -11,6 +11,7 @@ forms of that bank, which many different forms can meet."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from question_bank.cache import BankCache, PublishedQuestion
 from scoring.irt.assembly import assemble_form, propose_target_information
 from scoring.irt.model import BLUEPRINT, ItemBank, item_bank
 
+log = logging.getLogger(__name__)
 MAX_EXPOSURE = 0.25
 
 
@@ -29,6 +31,7 @@ class _Calibrated:
     bank: ItemBank
     target: float
     theta_cut: float
+    warned: bool = False
 
 
 class FormAssembler:
@@ -55,6 +58,12 @@ class FormAssembler:
             max_exposure=MAX_EXPOSURE,
         )
         self._forms += 1
+        if not assembled.within_target and not state.warned:
+            state.warned = True  # once per bank generation: the bank, not the form, is short
+            log.warning(
+                "assessment form outside the information band",
+                extra={"information": round(assembled.information, 3), "target": state.target},
+            )
         for index in assembled.items:
             self._exposure[keys[index]] = self._exposure.get(keys[index], 0) + 1
         return [state.questions[i] for i in assembled.items]

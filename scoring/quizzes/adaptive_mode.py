@@ -11,7 +11,7 @@ Each step is idempotent: the first answer to a step is stored (`adaptive_steps`,
 "<nonce>:<step>", kept a day) with the response it got, and a repeat of that step, whatever
 choice it carries, gets that response again; so a retry after a lost reply neither re-asks
 nor lets the answer be changed once the key is shown. The finished practice is stored as an
-attempt (its answers then count in the item statistics and the next calibration)."""
+attempt (its answers count in the next calibration; not in the classical item statistics)."""
 
 from __future__ import annotations
 
@@ -26,9 +26,11 @@ from question_bank import assembly
 from question_bank.cache import BankCache, PublishedQuestion
 from scoring.irt import adaptive
 from scoring.irt.model import ItemBank, item_bank
+from scoring.irt.theta import eap
 from scoring.quizzes import storage, tickets
 from scoring.quizzes.flow import SUBMIT_GRACE_SECONDS, QuizContext, QuizExpired, QuizNotFound
-from server.county.periods import period_keys
+from server.county.periods import COUNTY_TZ, period_keys
+from server.county.vocab import age_band
 from server.kernel.errors import Conflict, ValidationFailed
 
 Document = dict[str, Any]
@@ -119,7 +121,13 @@ async def answer(
     step_id = f"{ticket.nonce}:{len(ticket.questions)}"
     stored = await storage.adaptive_step(ctx.db, step_id)
     if stored is not None:
-        return dict(stored["response"])
+        response = dict(stored["response"])
+        if response["next"] is None:  # the last step: its attempt may not have been stored
+            done = tickets.Ticket(
+                **{**ticket.__dict__, "results": (*ticket.results, response["correct"])}
+            )
+            await _store_attempt(ctx, user, done, datetime.now(UTC))
+        return response
     if datetime.now(UTC).timestamp() > ticket.deadline + SUBMIT_GRACE_SECONDS:
         raise QuizExpired()
     current = ticket.questions[-1]
@@ -174,16 +182,10 @@ def _step_response(
         raise QuizNotFound("题目已更新，请重新开始自适应练习")
     right = chosen == set(question.answer)
     results = (*ticket.results, right)
-    pool = pool_of(ctx.bank, ticket.topic or None)
-    answered = [
-        (index, result)
-        for ref, result in zip(ticket.questions, results, strict=True)
-        if (index := pool.index_of(ref.question_id)) is not None
-    ]
-    theta, se = adaptive.update_theta(pool.bank, answered)
-    following = adaptive.next_item(
-        pool.bank, answered, np.random.default_rng(), max_items=MAX_ITEMS, se_target=SE_TARGET
-    )
+    theta, se = _theta(ctx.bank, ticket.questions, results)
+    following = None
+    if len(ticket.questions) < MAX_ITEMS and se > SE_TARGET:
+        following = _next_question(ctx.bank, ticket, results)
     response: Document = {
         "question_id": current.question_id,
         "correct": right,
@@ -199,13 +201,48 @@ def _step_response(
     advanced = tickets.Ticket(
         **{
             **ticket.__dict__,
-            "questions": (*ticket.questions, _ref(pool.questions[following])),
+            "questions": (*ticket.questions, _ref(following)),
             "results": results,
         }
     )
     next_id = tickets.encode(advanced, ctx.signing_key)
     step = _question_step(ctx, advanced, next_id)
     return {**response, "next": step["questions"][0], "quiz_id": next_id}, None
+
+
+def _theta(
+    bank: BankCache, asked: tuple[tickets.QuizRef, ...], results: tuple[bool, ...]
+) -> tuple[float, float]:
+    """EAP θ from the parameters of the versions actually asked (whatever the pool is now)."""
+    used = [
+        (params, right)
+        for ref, right in zip(asked, results, strict=True)
+        if (params := bank.irt.get(f"{ref.question_id}:{ref.version}")) is not None
+        and params.calibrated
+    ]
+    if not used:
+        return 0.0, 1.0
+    return eap([p.a for p, _ in used], [p.b for p, _ in used], [right for _, right in used])
+
+
+def _next_question(
+    bank: BankCache, ticket: tickets.Ticket, results: tuple[bool, ...]
+) -> PublishedQuestion | None:
+    """The next item, or None when the pool has become too small (a calibration or a DIF
+    review since the practice began): the practice then ends with what was answered."""
+    try:
+        pool = pool_of(bank, ticket.topic or None)
+    except AdaptiveUnavailable:
+        return None
+    answered = [
+        (index, right)
+        for ref, right in zip(ticket.questions, results, strict=True)
+        if (index := pool.index_of(ref.question_id)) is not None
+    ]
+    chosen = adaptive.next_item(
+        pool.bank, answered, np.random.default_rng(), max_items=MAX_ITEMS, se_target=0.0
+    )
+    return None if chosen is None else pool.questions[chosen]
 
 
 def _ref(question: PublishedQuestion) -> tickets.QuizRef:
@@ -274,6 +311,10 @@ async def _store_attempt(
         "recommended_articles": [],
         "profile": {
             "township_code": profile.get("township_code"),
+            "age_band": age_band(
+                profile.get("birth_year"),
+                datetime.fromtimestamp(ticket.issued_at, COUNTY_TZ).year,
+            ),
             "gender": profile.get("gender"),
             "group": profile.get("group"),
             "education": profile.get("education"),

@@ -8,7 +8,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from question_bank import assembly
+from question_bank import assembly, item_params
 from question_bank.cache import BankCache, PublishedQuestion
 from question_bank.item_params import ItemParams, Scale
 from scoring.assessment import scoring as assessment
@@ -131,6 +131,7 @@ async def scored(
     periods = period_keys(datetime.fromtimestamp(ticket.issued_at, UTC))
     year = periods["month"][:4]
     first = await storage.first_of_year(ctx.db, ticket.user_id, year, ticket.attempt_id)
+    await _scale_in_force(ctx)
     answers = {
         f"{ref.question_id}:{ref.version}": marks[ref.question_id] for ref in ticket.questions
     }
@@ -143,6 +144,16 @@ async def scored(
         "month": periods["month"],
         "counts_in": [periods["month"], year] if first else [periods["month"]],
     }
+
+
+async def _scale_in_force(ctx: QuizContext) -> None:
+    """Make sure this process scores on the scale in force. `rescore` announces a new scale
+    to every process, but an announcement can be missed (Redis away) and a process would then
+    score on the old one until its ten-minute reload, putting percent totals into cells
+    rescore has just moved onto the scale. One read by _id per assessment (a resident takes
+    one a month) rules that out."""
+    if await item_params.scale_job(ctx.db) != item_params.job_of(ctx.bank.scale):
+        await ctx.bank.load(ctx.db)
 
 
 def score_block(
