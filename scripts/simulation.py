@@ -19,6 +19,11 @@ organised campaign); neither affects the truth.
 estimates per run and prints bias, mean absolute error and 95% interval coverage for published
 townships (at least 10 respondents, after complementary suppression) and for the county.
 MRP is the published estimator; the reasons are in `scoring.estimation`'s docstring.
+
+Small counties: `--townships T --respondents N` simulates T townships with N respondents in
+all, spread over the townships in log-uniform proportions (so some have none);
+`--small-counties` is the standard check, 50 counties (seeds 1-50) of 12 townships and 120
+respondents, scored for raw, raked and the published MRP estimates.
 """
 
 from __future__ import annotations
@@ -73,6 +78,9 @@ OPT_IN_AGE = np.array([4.0, 2.5, 1.5, 1.0, 0.5])
 OPT_IN_EDUCATION = np.array([0.35, 1.0, 2.2, 5.0])
 CHANNELS = ("self", "campaign")
 SEEDS = tuple(range(1, 21))
+SMALL_TOWNSHIPS = 12
+SMALL_RESPONDENTS = 120
+SMALL_SEEDS = tuple(range(1, 51))
 
 
 @dataclass(frozen=True)
@@ -254,10 +262,14 @@ def build_county(seed: int, townships: int = TOWNSHIPS) -> County:
 # ---------------------------------------------------------------------------------------------
 
 
-def _sample_sizes(rng: np.random.Generator, townships: int) -> IntArray:
-    """Respondents per township, log-uniform over RESPONDENTS."""
+def _sample_sizes(rng: np.random.Generator, townships: int, total: int | None = None) -> IntArray:
+    """Respondents per township: log-uniform over RESPONDENTS, or when a total is given, that
+    many respondents spread over the townships in log-uniform proportions."""
     low, high = np.log(RESPONDENTS[0]), np.log(RESPONDENTS[1] + 1)
-    return np.floor(np.exp(rng.uniform(low, high, townships))).astype(np.int64)
+    sizes = np.exp(rng.uniform(low, high, townships))
+    if total is None:
+        return np.floor(sizes).astype(np.int64)
+    return rng.multinomial(total, sizes / sizes.sum()).astype(np.int64)
 
 
 def _who_opts_in(
@@ -297,10 +309,11 @@ def _answer_forms(
     return np.column_stack(correct).astype(np.int64)
 
 
-def draw_respondents(county: County, seed: int) -> Respondents:
-    """Opt-in respondents of the county with their abilities and assessment results."""
+def draw_respondents(county: County, seed: int, total: int | None = None) -> Respondents:
+    """Opt-in respondents of the county with their abilities and assessment results (`total`
+    respondents in all when given, else 8-600 per township)."""
     rng = np.random.default_rng([seed, 1])
-    sizes = _sample_sizes(rng, len(county.census))
+    sizes = _sample_sizes(rng, len(county.census), total)
     township, cell = _who_opts_in(rng, county.census, sizes)
     age, gender, education = np.unravel_index(cell, county.census.shape[1:])
     mean = county.cell_mean[age, gender, education] + county.township_effect[township]
@@ -350,6 +363,7 @@ def to_cells(respondents: Respondents) -> Cells:
 # ---------------------------------------------------------------------------------------------
 
 ESTIMATORS = ("raw", "raked", "fay-herriot", "mrp-logit", "mrp-probit")
+SMALL_ESTIMATORS = ("raw", "raked", "mrp-probit")
 PUBLISHED = "mrp-probit"
 
 
@@ -378,31 +392,30 @@ class Summary:
 
 
 def estimate_all(
-    cells: Cells, census: FloatArray, seed: int = 0
+    cells: Cells, census: FloatArray, seed: int = 0, estimators: Sequence[str] = ESTIMATORS
 ) -> dict[str, tuple[Estimates, Estimates]]:
-    """Township and county estimates of every estimator."""
+    """Township and county estimates of the chosen estimators (all by default)."""
     townships = len(census)
     n = np.bincount(cells.township, weights=cells.n, minlength=townships)
     hits = np.bincount(cells.township, weights=cells.literate, minlength=townships)
     with np.errstate(invalid="ignore", divide="ignore"):
         raw = wilson_interval(hits / n, n)
-    raw_county = wilson_interval(hits.sum() / n.sum(), n.sum())
+    result = {"raw": (raw, wilson_interval(hits.sum() / n.sum(), n.sum()))}
     raking = rake(cells, census)
-    raked_county = rake_county(cells, census).township
+    result["raked"] = (raking.township, rake_county(cells, census).township)
     covariates = township_covariates(census)
-    synthetic = fixed_effect_shares(cells, census, covariates)
-    fh_x = np.column_stack([np.arcsin(np.sqrt(synthetic)), covariates])
-    population = census.reshape(townships, -1).sum(axis=1)
-    fh = fay_herriot(raking.township.estimate, raking.township.n_eff, fh_x, population, seed=seed)
-    logit = fit_mrp(cells, census, covariates=covariates, link="logit", seed=seed)
-    probit = fit_mrp(cells, census, covariates=covariates, link="probit", seed=seed)
-    return {
-        "raw": (raw, raw_county),
-        "raked": (raking.township, raked_county),
-        "fay-herriot": (fh.township, fh.county),
-        "mrp-logit": (logit.township, logit.county),
-        "mrp-probit": (probit.township, probit.county),
-    }
+    if "fay-herriot" in estimators:
+        synthetic = fixed_effect_shares(cells, census, covariates)
+        fh_x = np.column_stack([np.arcsin(np.sqrt(synthetic)), covariates])
+        population = census.reshape(townships, -1).sum(axis=1)
+        estimates = raking.township.estimate
+        fh = fay_herriot(estimates, raking.township.n_eff, fh_x, population, seed=seed)
+        result["fay-herriot"] = (fh.township, fh.county)
+    for link in ("logit", "probit"):
+        if f"mrp-{link}" in estimators:
+            fit = fit_mrp(cells, census, covariates=covariates, link=link, seed=seed)
+            result[f"mrp-{link}"] = (fit.township, fit.county)
+    return {name: result[name] for name in estimators}
 
 
 def _metrics(
@@ -418,29 +431,50 @@ def _metrics(
     return RunMetrics(errors, covered, county_error, county_covered)
 
 
-def evaluate_run(seed: int) -> dict[str, RunMetrics]:
-    """Simulate one county and score every estimator on it."""
-    county = build_county(seed)
-    cells = to_cells(draw_respondents(county, seed))
-    respondents = np.bincount(cells.township, weights=cells.n, minlength=len(county.census))
-    published = ~suppress(respondents, total_published=True).rows
-    estimates = estimate_all(cells, county.census, seed)
-    return {name: _metrics(estimates[name], county, published) for name in ESTIMATORS}
+def evaluate_run(
+    seed: int,
+    townships: int = TOWNSHIPS,
+    respondents: int | None = None,
+    estimators: Sequence[str] = ESTIMATORS,
+) -> dict[str, RunMetrics]:
+    """Simulate one county and score the estimators on it (`respondents` in all when given)."""
+    county = build_county(seed, townships)
+    cells = to_cells(draw_respondents(county, seed, respondents))
+    counts = np.bincount(cells.township, weights=cells.n, minlength=len(county.census))
+    published = ~suppress(counts, total_published=True).rows
+    estimates = estimate_all(cells, county.census, seed, estimators)
+    return {name: _metrics(estimates[name], county, published) for name in estimators}
+
+
+def evaluate_small_counties(
+    seeds: Sequence[int] = SMALL_SEEDS,
+    townships: int = SMALL_TOWNSHIPS,
+    respondents: int = SMALL_RESPONDENTS,
+) -> list[dict[str, RunMetrics]]:
+    """Small counties: raw, raked and published estimates of one county per seed."""
+    return [evaluate_run(seed, townships, respondents, SMALL_ESTIMATORS) for seed in seeds]
 
 
 def summarise(runs: Sequence[dict[str, RunMetrics]]) -> dict[str, Summary]:
-    """Average bias and MAE over runs, pooled coverage, in percentage points."""
+    """Average bias and MAE over runs, pooled coverage, in percentage points.
+
+    Township bias and MAE average the runs' means over runs with published townships (a small
+    county may publish none); NaN when no run has any.
+    """
     result = {}
-    for name in ESTIMATORS:
+    for name in runs[0]:
         metrics = [run[name] for run in runs]
-        maes = [100 * np.mean(np.abs(m.errors)) for m in metrics]
+        filled = [m for m in metrics if m.errors.size]
+        biases = [100 * np.mean(m.errors) for m in filled]
+        maes = [100 * np.mean(np.abs(m.errors)) for m in filled]
+        covered = np.concatenate([m.covered for m in metrics])
         county = np.array([m.county_error for m in metrics])
         result[name] = Summary(
-            float(np.mean([100 * np.mean(m.errors) for m in metrics])),
-            float(np.mean(maes)),
-            float(np.max(maes)),
-            float(np.mean(np.concatenate([m.covered for m in metrics]))),
-            int(sum(m.errors.size for m in metrics)),
+            float(np.mean(biases)) if filled else float("nan"),
+            float(np.mean(maes)) if filled else float("nan"),
+            float(np.max(maes)) if filled else float("nan"),
+            float(np.mean(covered)) if covered.size else float("nan"),
+            int(covered.size),
             float(100 * county.mean()),
             float(100 * np.abs(county).mean()),
             float(np.mean([m.county_covered for m in metrics])),
@@ -448,11 +482,21 @@ def summarise(runs: Sequence[dict[str, RunMetrics]]) -> dict[str, Summary]:
     return result
 
 
-def format_table(summary: dict[str, Summary], seeds: Sequence[int]) -> str:
+def format_table(
+    summary: dict[str, Summary],
+    seeds: Sequence[int],
+    townships: int = TOWNSHIPS,
+    respondents: int | None = None,
+) -> str:
     """A plain-text table of the summary."""
+    sizes = (
+        f"{RESPONDENTS[0]}-{RESPONDENTS[1]} respondents each"
+        if respondents is None
+        else f"{respondents} respondents in all"
+    )
     lines = [
-        f"Synthetic county: {TOWNSHIPS} townships, {RESPONDENTS[0]}-{RESPONDENTS[1]} respondents "
-        f"each, opt-in bias by age and education; {len(seeds)} runs, seeds {list(seeds)}.",
+        f"Synthetic county: {townships} townships, {sizes}, opt-in bias by age and education; "
+        f"{len(seeds)} runs, seeds {_seed_range(seeds)}.",
         "Township figures: published townships (>= 10 respondents after suppression), pooled "
         "over runs; errors in percentage points.",
         f"{'estimator':<12} {'bias':>6} {'MAE':>6} {'worst':>6} {'cover':>6} {'towns':>6} "
@@ -467,16 +511,39 @@ def format_table(summary: dict[str, Summary], seeds: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
+def _seed_range(seeds: Sequence[int]) -> str:
+    """Seeds as "a-b" when consecutive, else as a list."""
+    listed = list(seeds)
+    if len(listed) > 2 and listed == list(range(listed[0], listed[-1] + 1)):
+        return f"{listed[0]}-{listed[-1]}"
+    return str(listed)
+
+
 def main() -> None:
     """Run the repeated-run evaluation and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=len(SEEDS))
+    parser.add_argument("--runs", type=int, default=None, help="default 20 (50 small counties)")
     parser.add_argument("--first-seed", type=int, default=SEEDS[0])
+    parser.add_argument("--townships", type=int, default=None, help=f"default {TOWNSHIPS}")
+    parser.add_argument(
+        "--respondents", type=int, default=None, help="respondents in the whole county"
+    )
+    parser.add_argument(
+        "--small-counties",
+        action="store_true",
+        help=f"{len(SMALL_SEEDS)} counties of {SMALL_TOWNSHIPS} townships and "
+        f"{SMALL_RESPONDENTS} respondents; raw, raked and published estimates",
+    )
     args = parser.parse_args()
-    seeds = list(range(args.first_seed, args.first_seed + args.runs))
+    small = args.small_counties
+    runs_default = len(SMALL_SEEDS) if small else len(SEEDS)
+    seeds = list(range(args.first_seed, args.first_seed + (args.runs or runs_default)))
+    townships = args.townships or (SMALL_TOWNSHIPS if small else TOWNSHIPS)
+    respondents = args.respondents or (SMALL_RESPONDENTS if small else None)
+    estimators = SMALL_ESTIMATORS if small else ESTIMATORS
     started = time.perf_counter()
-    runs = [evaluate_run(seed) for seed in seeds]
-    print(format_table(summarise(runs), seeds))
+    runs = [evaluate_run(seed, townships, respondents, estimators) for seed in seeds]
+    print(format_table(summarise(runs), seeds, townships, respondents))
     print(f"({time.perf_counter() - started:.1f} s)")
 
 
