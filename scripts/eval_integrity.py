@@ -4,7 +4,8 @@ A simulated county (tests/scoring/integrity/simulate.py): 12 townships, 4 weeks,
 honest 30-item assessments per township-week on 8 forms from a 300-item bank, answered under a
 2PL model with item-specific distractor popularity (honest residents share wrong answers
 often), lognormal times, family phones, village Wi-Fi and carrier NATs. Planted: a helper
-answering 40 residents' assessments on one phone in two hours; 30 speeders (10 of them
+answering 40 residents' assessments on one phone in two hours with his own answers, wrong ones
+shared (his residents score about 80 %, their neighbours 60 %); 30 speeders (10 of them
 straight-lining); 15 residents copying a group chat's answer sheet with its 4 wrong answers;
 10 residents with a leaked key. Honest but unusual: a campaign channel bringing 120 high
 scorers (50 within one hour), and 12 helper sessions on a volunteer's tablet.
@@ -21,6 +22,29 @@ Printed, with targets (✓ met, ✗ missed, · information):
 4. Township-week jumps: the planted ones found, false jumps among clean township-weeks.
 5. Streaming: attempts screened one at a time against their township-week (with the night's
    norms and copying model) agree with the batch.
+6. Township estimates: each township's literate share (percent score ≥ 70) over the month, by
+   the published estimator (MRP, probit, `scoring.statistics.estimation_mrp.fit_mrp` on
+   `Cells` and a census), before (every attempt) and after excluding the strong flags (standing
+   for the reviewer's confirmed exclusions). Targets, in percentage points: the helper's
+   township off by more than 5 before (the scenario bites) and within 2 after; the ring's
+   township and every township within 2 after. The campaign's township is shown with and
+   without the campaign's honest high scorers (information: they are not excluded).
+
+   The truth the targets use is the same estimate on the township's honest attempts alone
+   ("clean": what would have been published had nobody cheated), not the population's share.
+   The simulation knows the population's share exactly (`simulate.true_share`: P(literate | θ)
+   integrated over the township's θ ~ N(mean, 1)) and it is printed beside the estimates, but
+   the honest sample of one township-month (about 150 attempts in the quick county, 250-350 in
+   the full one) misses it by up to about 5 points by sampling alone (a binomial standard error
+   of 4 points at 150 attempts, 3 at 300), which no screen can remove: against it a 2-point target would pass or
+   fail with the seed, whatever the detectors did, and 40 planted attempts can only bite by
+   more than 5 points in a township small enough for that sampling error. Against the clean
+   estimate, before − clean is the planted attempts' effect and after − clean what the screen
+   leaves of it (missed dishonest attempts and honest ones excluded). Every resident carries an
+   age band, gender, education and group drawn from one census mix, the same in every township
+   and unrelated to ability (simulate.py), and the census matches it; its township covariates
+   would be rounding noise standardised to ±1.7, so the model is given a null covariate
+   instead (the published defaults otherwise: probit, 1,000 draws).
 
     .venv/bin/python -m scripts.eval_integrity [--seed 2026] [--quick]
 
@@ -36,6 +60,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -51,11 +77,17 @@ from scoring.integrity.detectors import (
     week_stats,
 )
 from scoring.integrity.items import group_key
+from scoring.integrity.records import CHINA
+from scoring.statistics.estimation import AGE_BANDS, EDUCATIONS, GENDERS, GROUPS, Cells
+from scoring.statistics.estimation_mrp import fit_mrp
 from tests.scoring.integrity.simulate import (
+    FIRST_MONDAY,
     HONEST_LABELS,
+    LITERATE,
     County,
     CountySpec,
     simulate_county,
+    true_share,
 )
 
 FULL = CountySpec()
@@ -71,6 +103,8 @@ INTENDED: dict[str, tuple[str, ...]] = {
 }
 PERCENT_MATCH = 0.85
 STREAMED = 150  # attempts screened one at a time
+BITES, WITHIN = 5.0, 2.0  # points: the estimate before is off by more, after by at most
+MRP_DRAWS = 1000  # as published (scoring.statistics.report.MRP_DRAWS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,6 +455,198 @@ def _strong_codes(flag: Flag | None) -> set[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Township estimates
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TownshipFigures:
+    """One township's literate share in percent: MRP estimates on four sets of attempts (with
+    the 95 % interval after exclusion) and the population's share from known abilities."""
+
+    code: str
+    before: float  # every attempt of the month
+    after: float  # without the strong flags
+    clean: float  # the honest attempts alone: the targets' truth
+    without_campaign: float  # after, and without the campaign's attempts
+    truth: float  # the population's expected share (simulate.true_share)
+    after_interval: tuple[float, float]
+    attempts: int
+    honest: int
+
+
+def month_attempts(county: County) -> list[dict[str, Any]]:
+    """The attempts submitted in the simulation's month (China time, that of its first week): all
+    of them, as the simulated weeks start on Monday 2 November 2026 and end within November."""
+    month = _month(FIRST_MONDAY)
+    return [doc for doc in county.docs if _month(doc["submitted_at"]) == month]
+
+
+def _month(moment: datetime) -> str:
+    return moment.astimezone(CHINA).strftime("%Y-%m")
+
+
+def _cell_rows(county: County, docs: Sequence[dict[str, Any]]) -> dict[str, tuple[int, ...]]:
+    """Per attempt: township, age band, gender, education and group indices, and literate."""
+    index = {code: t for t, code in enumerate(county.townships)}
+    rows: dict[str, tuple[int, ...]] = {}
+    for doc in docs:
+        profile, items = doc["profile"], doc["items"]
+        right = sum(item["mark"] for item in items)
+        rows[str(doc["_id"])] = (
+            index[profile["township_code"]],
+            AGE_BANDS.index(profile["age_band"]),
+            GENDERS.index(profile["gender"]),
+            EDUCATIONS.index(profile["education"]),
+            GROUPS.index(profile["group"]),
+            int(100 * right >= LITERATE * len(items)),
+        )
+    return rows
+
+
+def cells_of(rows: Sequence[tuple[int, ...]], townships: int) -> Cells:
+    """Attempts aggregated to township × age × gender × education × group cells."""
+    table = np.array(rows, dtype=np.int64).reshape(-1, 6)
+    shape = (townships, len(AGE_BANDS), len(GENDERS), len(EDUCATIONS), len(GROUPS))
+    key = np.ravel_multi_index(tuple(table[:, :5].T), shape)
+    unique, inverse = np.unique(key, return_inverse=True)
+    n = np.bincount(inverse, minlength=unique.size)
+    literate = np.bincount(inverse, weights=table[:, 5], minlength=unique.size)
+    township, age, gender, education, group = np.unravel_index(unique, shape)
+    return Cells(township, age, gender, education, group, n, literate.astype(np.int64))
+
+
+def estimate_townships(run: Screened, seed: int) -> list[TownshipFigures]:
+    """Every township's figures; the same seed for every fit, so that only the attempts differ."""
+    county = run.county
+    townships = len(county.townships)
+    rows = _cell_rows(county, month_attempts(county))
+    strong = {a for a, f in run.flags.items() if f.strong}
+    campaign = county.ids("campaign")
+    sets = {
+        "before": list(rows),
+        "after": [a for a in rows if a not in strong],
+        "clean": [a for a in rows if a in run.honest],
+        "without_campaign": [a for a in rows if a not in strong | campaign],
+    }
+    fits = {
+        name: fit_mrp(
+            cells_of([rows[a] for a in ids], townships),
+            county.census,
+            covariates=np.zeros((townships, 1)),
+            draws=MRP_DRAWS,
+            seed=seed,
+        ).township
+        for name, ids in sets.items()
+    }
+    truth = true_share(county)
+    attempts = np.bincount([rows[a][0] for a in rows], minlength=townships)
+    honest = np.bincount([rows[a][0] for a in sets["clean"]], minlength=townships)
+    share = {name: 100 * fit.estimate for name, fit in fits.items()}
+    return [
+        TownshipFigures(
+            code,
+            float(share["before"][t]),
+            float(share["after"][t]),
+            float(share["clean"][t]),
+            float(share["without_campaign"][t]),
+            100 * float(truth[t]),
+            (100 * float(fits["after"].lower[t]), 100 * float(fits["after"].upper[t])),
+            int(attempts[t]),
+            int(honest[t]),
+        )
+        for t, code in enumerate(county.townships)
+    ]
+
+
+def township_of(county: County, label: str) -> str:
+    """The township where a scenario's attempts were planted (the most of them)."""
+    codes = Counter(
+        doc["profile"]["township_code"] for doc in county.docs if county.labels[doc["_id"]] == label
+    )
+    return codes.most_common(1)[0][0]
+
+
+def township_estimates(run: Screened, seed: int) -> ScenarioResult:
+    county = run.county
+    figures = {f.code: f for f in estimate_townships(run, seed)}
+    helper = figures[township_of(county, "helper")]
+    ring = figures[township_of(county, "ring")]
+    campaign = figures[township_of(county, "campaign")]
+    return ScenarioResult(
+        "6. Township estimates",
+        f"literate share (percent ≥ {LITERATE:g}) over the month ({len(county.weeks)} weeks) "
+        "by MRP on the census, in points; before: every attempt; after: without the strong "
+        "flags; clean (the targets' truth): the honest attempts alone; truth: the population's "
+        "share from known abilities",
+        [
+            checked(
+                f"helper's township {helper.code}: |before − clean|",
+                abs(helper.before - helper.clean),
+                ">",
+                BITES,
+                ".1f",
+            ),
+            checked(
+                f"helper's township {helper.code}: |after − clean|",
+                abs(helper.after - helper.clean),
+                "≤",
+                WITHIN,
+                ".1f",
+            ),
+            *_shares("helper's township", helper),
+            shown(
+                f"ring's township {ring.code}: |before − clean|",
+                abs(ring.before - ring.clean),
+                ".1f",
+            ),
+            checked(
+                f"ring's township {ring.code}: |after − clean|",
+                abs(ring.after - ring.clean),
+                "≤",
+                WITHIN,
+                ".1f",
+            ),
+            *_shares("ring's township", ring),
+            shown(
+                f"every township ({len(figures)}): largest |before − clean|",
+                max(abs(f.before - f.clean) for f in figures.values()),
+                ".1f",
+            ),
+            checked(
+                f"every township ({len(figures)}): largest |after − clean|",
+                max(abs(f.after - f.clean) for f in figures.values()),
+                "≤",
+                WITHIN,
+                ".1f",
+            ),
+            shown(
+                f"campaign's township {campaign.code} ({len(county.ids('campaign'))} kept)",
+                f"with the campaign {campaign.after:.1f} ({campaign.after - campaign.truth:+.1f}), "
+                f"without {campaign.without_campaign:.1f} "
+                f"({campaign.without_campaign - campaign.truth:+.1f}), truth {campaign.truth:.1f}",
+            ),
+        ],
+    )
+
+
+def _shares(name: str, figures: TownshipFigures) -> list[Figure]:
+    low, high = figures.after_interval
+    return [
+        shown(
+            f"{name}: before / after / clean / truth",
+            f"{figures.before:.1f} / {figures.after:.1f} / {figures.clean:.1f} / "
+            f"{figures.truth:.1f}",
+        ),
+        shown(
+            f"{name}: attempts (honest), after's 95 % interval",
+            f"{figures.attempts} ({figures.honest}); {low:.1f}-{high:.1f}, truth "
+            f"{'inside' if low <= figures.truth <= high else 'outside'}",
+        ),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
 
@@ -439,9 +665,10 @@ def run_all(spec: CountySpec, seed: int) -> list[ScenarioResult]:
     results[
         0
     ].setup += f" (simulation and screening of the batch: {run.seconds:.1f} s of screening)"
-    begun = time.perf_counter()
-    results.append(streaming(run, seed))
-    results[-1].seconds = time.perf_counter() - begun
+    for make_seeded in (streaming, township_estimates):
+        begun = time.perf_counter()
+        results.append(make_seeded(run, seed))
+        results[-1].seconds = time.perf_counter() - begun
     return results
 
 

@@ -10,12 +10,22 @@ resident except families of two (and a few of three) sharing one; IP /24s are a 
 Wi-Fi or a carrier NAT, each behind many residents. Submissions follow a day's rhythm (evening
 peak). Weekly counts are gamma-Poisson around each township's mean.
 
-Scenarios (labels): "helper" (one phone, 40 residents in two hours, the helper's own answers),
+Scenarios (labels): "helper" (one phone, 40 residents in two hours, the answers of the helper, a
+village cadre who knows about five in six: his wrong answers are the same on every form, and his
+residents score far above their neighbours, so they lift the township's literate share),
 "speeder" and "straight_liner" (random or same-position clicking at 1-2 s per item), "ring"
 (15 residents copying one answer sheet with 4 wrong answers, own phones, normal speed), "leaked"
 (every answer right at 3.5-5 s per item). Honest labels: "honest", "campaign" (a campaign
 channel that brings high scorers, 50 of them in one hour at the village hall), "assisted"
-(helper sessions: a volunteer's tablet, residents' own answers)."""
+(helper sessions: a volunteer's tablet, residents' own answers).
+
+For the township estimates (scripts/eval_integrity.py, section 6) every attempt's profile also
+holds an age band, gender, education and population group, drawn from one census mix that is the
+same in every township and independent of ability (`County.census` holds the matching census),
+from a generator of their own so the rest of the county is drawn as before. The truth is known:
+`County.ability` holds each township's mean ability (honest residents' θ ~ N(mean, 1)),
+`County.abilities` every honestly answered attempt's θ, and `true_share` the township
+population's expected literate share (percent score ≥ 70 on a form drawn at random)."""
 
 from __future__ import annotations
 
@@ -29,6 +39,7 @@ from scipy import special
 
 from scoring.integrity.jumps import WeekStats
 from scoring.integrity.records import CHINA
+from scoring.statistics.estimation import AGE_BANDS, EDUCATIONS, GENDERS, GROUPS
 
 KEYS = ("A", "B", "C", "D")
 HONEST_LABELS = frozenset({"honest", "campaign", "assisted"})
@@ -39,6 +50,14 @@ HOURLY = np.array(
     [0.1] * 6 + [0.5, 1, 1.5, 1.5, 1.5, 2, 2, 1.5, 1.5, 1.5, 1.5, 2, 3, 4, 4, 3, 1.5, 0.5]
 )
 HOURLY = HOURLY / HOURLY.sum()
+LITERATE = 70.0  # percent score
+HELPER_ABILITY = 1.2  # the helper's θ: he knows about five answers in six
+# The census mix of ages 18-69 (every township alike) and the group shares; ability does not
+# depend on them, so a post-stratified estimate should match the township's plain share.
+AGE_MIX = np.array([0.2, 0.2, 0.21, 0.21, 0.18])
+MALE = 0.51
+EDUCATION_MIX = np.array([0.3, 0.4, 0.2, 0.1])
+GROUP_MIX = np.array([0.35, 0.25, 0.1, 0.1, 0.05, 0.15])
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,9 @@ class County:
     history_stats: dict[str, list[WeekStats]] = field(default_factory=dict)
     planted_jumps: set[tuple[str, str, str]] = field(default_factory=set)
     scenario_weeks: set[tuple[str, str]] = field(default_factory=set)
+    ability: np.ndarray = field(default_factory=lambda: np.zeros(0))  # township mean θ
+    abilities: dict[str, float] = field(default_factory=dict)  # θ of honestly answered attempts
+    census: np.ndarray = field(default_factory=lambda: np.zeros((0, 5, 2, 4)))  # T × 5 × 2 × 4
 
     def ids(self, *labels: str) -> set[str]:
         return {a for a, label in self.labels.items() if label in labels}
@@ -114,13 +136,26 @@ def _hash(*parts: object) -> str:
 
 
 class _Builder:
-    """Makes attempt documents; one counter for unique ids."""
+    """Makes attempt documents; one counter for unique ids. Demographics come from a generator
+    of their own (`people`), so adding them left every other draw as it was."""
 
-    def __init__(self, county: County, rng: np.random.Generator) -> None:
+    def __init__(
+        self, county: County, rng: np.random.Generator, people: np.random.Generator
+    ) -> None:
         self.county = county
         self.bank = county.bank
         self.rng = rng
+        self.people = people
         self.count = 0
+
+    def demographics(self) -> dict[str, str]:
+        draw = self.people
+        return {
+            "age_band": AGE_BANDS[int(draw.choice(len(AGE_BANDS), p=AGE_MIX))],
+            "gender": GENDERS[int(draw.random() >= MALE)],
+            "education": EDUCATIONS[int(draw.choice(len(EDUCATIONS), p=EDUCATION_MIX))],
+            "group": GROUPS[int(draw.choice(len(GROUPS), p=GROUP_MIX))],
+        }
 
     def resident(self) -> str:
         self.count += 1
@@ -187,7 +222,7 @@ class _Builder:
                 "channel": channel,
                 "issued_at": (submitted - timedelta(seconds=seconds)).astimezone(UTC),
                 "submitted_at": submitted.astimezone(UTC),
-                "profile": {"township_code": township_code},
+                "profile": {"township_code": township_code, **self.demographics()},
                 "items": items,
                 "paradata": {
                     "seconds": round(seconds, 1),
@@ -213,7 +248,7 @@ class _Builder:
         submitted = extra.pop("submitted", None) or self.moment(week)
         label = extra.pop("label", "honest")
         times = self.honest_times(len(choices), speed)
-        return self.add(
+        attempt_id = self.add(
             label,
             township=township,
             submitted=submitted,
@@ -222,6 +257,8 @@ class _Builder:
             times=times,
             **extra,
         )
+        self.county.abilities[attempt_id] = theta
+        return attempt_id
 
 
 def _channel(rng: np.random.Generator) -> str | None:
@@ -235,8 +272,12 @@ def simulate_county(spec: CountySpec, seed: int) -> County:
     townships = [f"4502231{t + 1:02d}" for t in range(spec.townships)]
     weeks = [f"2026-W{45 + w:02d}" for w in range(spec.weeks)]
     county = County(spec, bank, townships, weeks)
-    build = _Builder(county, rng)
+    people = np.random.default_rng([seed, 1])
+    build = _Builder(county, rng, people)
     ability = rng.normal(0.0, 0.25, spec.townships)
+    county.ability = ability
+    mix = AGE_MIX[:, None, None] * np.array([MALE, 1 - MALE])[None, :, None] * EDUCATION_MIX
+    county.census = people.uniform(8_000, 40_000, spec.townships)[:, None, None, None] * mix
     rates = spec.per_week * rng.uniform(0.7, 1.3, spec.townships)
 
     def weekly_count(t: int) -> int:
@@ -304,9 +345,10 @@ def simulate_county(spec: CountySpec, seed: int) -> County:
             )
 
     last = spec.weeks - 1
-    # 1. A helper answers for 40 residents from one phone in two hours, with his own knowledge.
+    # 1. A helper answers for 40 residents from one phone in two hours, with his own knowledge
+    # (a cadre's, well above his residents': they would lift the township's literate share).
     t, w = 0, min(1, last)
-    knows = rng.random(spec.bank) < special.expit(bank.a * (0.3 - bank.b))
+    knows = rng.random(spec.bank) < special.expit(bank.a * (HELPER_ABILITY - bank.b))
     his_wrong = np.array([rng.choice(4, p=bank.popularity[i]) for i in range(spec.bank)])
     start = FIRST_MONDAY + timedelta(days=7 * w + 2, hours=19)
     device, ip = _hash("helper-phone"), _hash("village", t, 0)
@@ -422,3 +464,29 @@ def simulate_county(spec: CountySpec, seed: int) -> County:
             "leaked", township=t, submitted=build.moment(w), form=form, choices=choices, times=times
         )
     return county
+
+
+def literate_chance(bank: Bank, theta: np.ndarray) -> np.ndarray:
+    """P(percent score ≥ 70 | θ) on a form drawn at random: the exact count of right answers
+    (Poisson-binomial under the 2PL model) on each form, averaged over the forms."""
+    theta = np.asarray(theta, dtype=np.float64)
+    chance = np.zeros(theta.shape)
+    for items in bank.forms:
+        right = special.expit(bank.a[items] * (theta[..., None] - bank.b[items]))
+        counts = np.zeros((*theta.shape, items.size + 1))
+        counts[..., 0] = 1.0
+        for j in range(items.size):
+            p = right[..., j : j + 1]
+            counts[..., 1:] = counts[..., 1:] * (1 - p) + counts[..., :-1] * p
+            counts[..., 0] *= 1 - p[..., 0]
+        needed = int(np.ceil(LITERATE * items.size / 100 - 1e-9))
+        chance += counts[..., needed:].sum(axis=-1)
+    return chance / len(bank.forms)
+
+
+def true_share(county: County) -> np.ndarray:
+    """Each township population's expected literate share: P(literate | θ) integrated over its
+    honest residents' θ ~ N(township mean, 1) (Gauss-Hermite), with no sampling error."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(60)
+    weights = weights / weights.sum()
+    return literate_chance(county.bank, county.ability[:, None] + nodes[None, :]) @ weights
