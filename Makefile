@@ -42,12 +42,15 @@ bench: setup
 	$(PY) -m scripts.bench_residents --durable
 	$(PY) -m scripts.irt_bench
 
-# IRT simulations with known parameters (recovery, equating, adaptive, DIF, forms, speed), then
-# township estimates validated on a synthetic county with known truth: 20 seeded runs of
-# 200 townships in process, then the same full county pushed through the real HTTP API.
+# IRT simulations with known parameters (recovery, equating, adaptive, DIF, forms, speed), the
+# integrity detectors on a county with planted proxy answering, copying, speeders and leaked keys,
+# then township estimates validated on a synthetic county with known truth: 20 seeded runs of
+# 200 townships and 50 small counties in process, then the full county through the HTTP API.
 eval: setup
 	$(PY) -m scripts.eval_irt
+	$(PY) -m scripts.eval_integrity
 	$(PY) -m scripts.simulation
+	$(PY) -m scripts.simulation --small-counties
 	$(PY) -m scripts.eval --townships 200 --scale 1
 
 # Fault injection: two app processes under a 2-minute submit storm while Redis and the database

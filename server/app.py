@@ -12,6 +12,8 @@ from content import lifecycle as article_lifecycle
 from question_bank import item_stats_fold
 from question_bank import lifecycle as question_lifecycle
 from question_bank.keys import BANK
+from scoring.integrity.keys import SCREENING
+from scoring.integrity.service import Screening
 from scoring.irt.keys import CALIBRATIONS
 from scoring.irt.service import Calibrations
 from scoring.quizzes import service as quiz_service
@@ -51,7 +53,10 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
     sweep = in_background(lambda stop: quiz_service.sweep_uncounted(app[DB], stop), "cells-sweep")
     fold = in_background(lambda stop: item_stats_fold.run(app[DB], stop), "item-stats-fold")
     schedule = in_background(calibrations.run_schedule, "irt-schedule")
-    async with fold, sweep, schedule:
+    screening = Screening(app[DB])
+    app[SCREENING] = screening
+    screens = in_background(screening.run, "integrity-screening")
+    async with fold, sweep, schedule, screens:
         try:
             yield
         finally:

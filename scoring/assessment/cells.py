@@ -12,6 +12,7 @@ was submitted, so a rebuild never has to re-decide it."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,6 +83,25 @@ def merge(attempts: Iterable[Document]) -> tuple[CellSums, dict[CellKey, list[st
     for attempt in attempts:
         add(sums, applied, attempt)
     return sums, applied
+
+
+def without(docs: list[Document], attempts: Iterable[Document], period: str) -> list[Document]:
+    """Copies of one period's cell documents with these attempts' increments taken out: the
+    figures as they would be without them (the reports' "without open flags"), in memory.
+    Attempts must be counted in these cells (not excluded, not pending)."""
+    cells = {doc["_id"]: copy.deepcopy(doc) for doc in docs}
+    for attempt in attempts:
+        for key in keys_of(attempt):
+            cell = cells.get(cell_id(key))
+            if key[0] != period or cell is None:
+                continue
+            for dotted, value in increments(attempt).items():
+                *parents, leaf = dotted.split(".")
+                target = cell
+                for parent in parents:
+                    target = target.setdefault(parent, {})
+                target[leaf] = target.get(leaf, 0) - value
+    return [cell for cell in cells.values() if cell.get("n", 0) > 0]
 
 
 def as_documents(sums: CellSums, applied: dict[CellKey, list[str]]) -> list[Document]:

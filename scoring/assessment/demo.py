@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from question_bank.assembly import assemble_assessment, expected_facility
@@ -134,6 +134,9 @@ def _attempt(
     submitted = datetime(
         year, int(month[5:]), rng.randint(1, 28), rng.randint(8, 21), tzinfo=COUNTY_TZ
     ).astimezone(UTC)
+    # How it was answered, from a generator of its own so the scores above stay as they were.
+    how = random.Random(f"paradata:{label}")
+    seconds = round(len(form) * 15.0 * math.exp(how.gauss(0.0, 0.35)), 1)
     return {
         "_id": f"demo:{label}",
         "user_id": f"demo:{label}",
@@ -143,14 +146,25 @@ def _attempt(
         "submitted_at": submitted,
         "periods": period_keys(submitted),
         "points": 0,
+        "issued_at": submitted - timedelta(seconds=seconds),
         "items": [
             {
                 "question_id": s.question.id,
                 "version": s.question.version,
+                "order": list(s.order),
+                "chosen": _chosen(how, s.question, right=marks[s.question.id] == 1.0),
                 "mark": marks[s.question.id],
             }
             for s in form
         ],
+        "review": {"too_fast": False, "seconds": seconds},
+        "paradata": {
+            "seconds": seconds,
+            "durations_ms": None,
+            "ip_hash": f"demo-net-{how.randrange(4000)}",
+            "device_hash": f"demo-device-{label}",
+            "helper_id": None,
+        },
         "profile": {
             "township_code": cell["township_code"],
             "gender": cell["gender"],
@@ -167,6 +181,18 @@ def _attempt(
             "counts_in": [month, month[:4]],  # one synthetic assessment per person
         },
     }
+
+
+def _chosen(rng: random.Random, question: PublishedQuestion, *, right: bool) -> list[str]:
+    """The original option keys a synthetic respondent chose: the key when right, else one
+    wrong option, the first listed more often (distractors are not equally attractive)."""
+    if right:
+        return sorted(question.answer)
+    wrong = [key for key, _ in question.options if key not in question.answer]
+    if not wrong:
+        return []
+    weights = [2.0**-index for index in range(len(wrong))]
+    return [rng.choices(wrong, weights)[0]]
 
 
 def _group(rng: random.Random, cell: Document) -> str:

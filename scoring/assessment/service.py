@@ -32,6 +32,19 @@ async def apply(db: AsyncDatabase, attempt: Document) -> None:
     await county_service.bump_stats_version(db, *(f"cells_by_period.{p}" for p in periods))
 
 
+async def remove(db: AsyncDatabase, attempt: Document) -> None:
+    """Take one stored assessment out of its cells (an integrity exclusion). Safe to repeat
+    and to race, and undone by `apply`."""
+    inc = cells.increments(attempt)
+    keys = cells.keys_of(attempt)
+    for key in keys:
+        await storage.remove_once(
+            db, cell_id=cells.cell_id(key), inc=inc, attempt_id=attempt["_id"]
+        )
+    periods = sorted({key[0] for key in keys})
+    await county_service.bump_stats_version(db, *(f"cells_by_period.{p}" for p in periods))
+
+
 async def rebuild(db: AsyncDatabase, assessments: AsyncIterable[Document]) -> int:
     """Recompute every cell from the stored assessments and swap them in; returns the count.
     Each attempt counts in the periods recorded when it was submitted."""

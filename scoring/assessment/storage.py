@@ -40,6 +40,17 @@ async def apply_once(
         await db[CELLS].bulk_write([guarded])
 
 
+async def remove_once(
+    db: AsyncDatabase, *, cell_id: str, inc: dict[str, int], attempt_id: str
+) -> None:
+    """Take one attempt's increments out of one cell if they are in it (the inverse of
+    `apply_once`, guarded the same way: a repeat or a race takes them out once)."""
+    await db[CELLS].update_one(
+        {"_id": cell_id, "applied": attempt_id},
+        {"$inc": {k: Int64(-v) for k, v in inc.items()}, "$pull": {"applied": attempt_id}},
+    )
+
+
 # What the estimates read: the sums, not the applied attempt ids nor the rebuild's tag.
 _SUMS_ONLY = {"applied": 0, "rebuild": 0}
 

@@ -89,7 +89,7 @@ class AttemptRecord:
     submitted_at: datetime
     items: tuple[ItemAnswer, ...]
     seconds: float | None = None  # paradata.seconds: server-measured, issue to submit
-    durations_ms: tuple[float, ...] | None = None  # per item, client-reported
+    durations_ms: tuple[float, ...] | None = None  # per item, client-reported; NaN = not sent
     device_hash: str | None = None
     ip_hash: str | None = None  # hash of the /24
     helper_id: str | None = None  # set for an assisted (helper) session
@@ -130,7 +130,7 @@ class AttemptRecord:
             seconds=None if seconds is None else float(seconds),
             durations_ms=None
             if durations is None or len(durations) != len(items)
-            else tuple(float(d) for d in durations),
+            else tuple(math.nan if d is None else float(d) for d in durations),
             device_hash=_text(paradata.get("device_hash")),
             ip_hash=_text(paradata.get("ip_hash")),
             helper_id=_text(paradata.get("helper_id")),

@@ -58,9 +58,28 @@ class QuizOut(ApiModel):
     theta_se: float | None = None
 
 
+# Milliseconds the resident spent on one question, as the client measured it: one figure, or
+# one per visit when they came back to it (summed). Optional; an hour is the most one counts.
+DurationMs = Annotated[int, Field(ge=0, le=3_600_000)]
+
+
 class Answer(ApiModel):
     question_id: str = Field(min_length=24, max_length=24)
     choice: list[ChoiceKey] = Field(max_length=6)
+    durations_ms: DurationMs | list[DurationMs] | None = Field(default=None)
+
+    @field_validator("durations_ms")
+    @classmethod
+    def _visits(cls, value: int | list[int] | None) -> int | list[int] | None:
+        if isinstance(value, list) and not 1 <= len(value) <= 20:
+            raise ValueError("durations_ms 应为毫秒数，或每次查看该题的毫秒数列表（1—20 项）")
+        return value
+
+    def total_ms(self) -> int | None:
+        """Time on this question in all, or None when the client did not say."""
+        if isinstance(self.durations_ms, list):
+            return min(sum(self.durations_ms), 3_600_000)
+        return self.durations_ms
 
 
 class QuizSubmit(ApiModel):

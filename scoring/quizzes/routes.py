@@ -24,6 +24,7 @@ from server.accounts.keys import on_erase, on_export
 from server.kernel.http import caller_id, endpoint, json_response
 from server.kernel.keys import DB, KV, PRINCIPAL, SETTINGS
 from server.kernel.models import PageQuery
+from server.kernel.pseudonyms import client_paradata
 from server.kernel.settings import previous_quiz_signing_keys, quiz_signing_key
 
 RESIDENT = ("resident",)
@@ -77,6 +78,7 @@ async def submit_quiz(request: web.Request, *, body: QuizSubmit) -> web.Response
         user=await _resident(request),
         quiz_id=request.match_info["quiz_id"],
         answers=body.answers,
+        client=client_paradata(request),
     )
     return json_response(result)
 

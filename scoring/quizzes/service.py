@@ -178,8 +178,16 @@ def mark(question: PublishedQuestion, chosen: set[str], partial_credit: str) -> 
 
 
 async def submit_quiz(
-    ctx: QuizContext, *, user: Document, quiz_id: str, answers: list[Any]
+    ctx: QuizContext,
+    *,
+    user: Document,
+    quiz_id: str,
+    answers: list[Any],
+    client: Document | None = None,
 ) -> Document:
+    """Score and store a submission once. `client` holds the request's salted network and
+    device hashes (`server.kernel.pseudonyms.client_paradata`), kept as the attempt's
+    paradata for the integrity checks."""
     user_id = str(user["_id"])
     try:
         ticket = ctx.ticket(quiz_id)
@@ -201,6 +209,7 @@ async def submit_quiz(
     doc = await _score(
         ctx, user=user, ticket=ticket, quiz_id=quiz_id, chosen=chosen, questions=questions, now=now
     )
+    doc["paradata"] = paradata(ticket, answers, client or {}, elapsed=doc["review"]["seconds"])
     if not await ctx.writer.insert(doc):
         # Already stored: a retry, or a concurrent duplicate that won the race. The stored
         # result is returned unchanged (it is the one the points were awarded for).
@@ -237,11 +246,58 @@ async def _finish_cells(ctx: QuizContext, attempt: Document) -> None:
 
 
 async def count_in_cells(db: AsyncDatabase, attempt: Document) -> None:
-    """Count one stored assessment in the literacy cells, once (a no-op for other modes)."""
+    """Count one stored assessment in the literacy cells, once (a no-op for other modes),
+    unless a reviewer excluded it."""
     if "assessment" not in attempt or not attempt.get("cells_pending"):
         return
-    await assessment_service.apply(db, attempt)
+    if not attempt.get("excluded"):
+        await assessment_service.apply(db, attempt)
+        # A reviewer's exclusion may have landed while this was on its way; its removal
+        # then found nothing to remove, so settle the cells on the decision now.
+        now = await storage.cell_input(db, attempt["_id"])
+        if now is not None and now.get("excluded"):
+            await reconcile_cells(db, attempt["_id"])
     await storage.mark_counted(db, attempt["_id"])
+
+
+async def assessments_between(db: AsyncDatabase, start: datetime, end: datetime) -> list[Document]:
+    """Stored assessments submitted in [start, end), as the integrity checks read them."""
+    return await storage.assessments_between(db, start, end).to_list()
+
+
+async def assessments_by_id(db: AsyncDatabase, attempt_ids: list[str]) -> list[Document]:
+    """These stored assessments as the literacy cells see them (with their exclusion)."""
+    return await storage.assessments_by_id(db, attempt_ids)
+
+
+RECONCILE_ROUNDS = 5
+
+
+async def set_exclusion(db: AsyncDatabase, attempt_id: str, *, excluded: bool, seq: int) -> None:
+    """Apply an integrity decision: the assessment leaves the literacy cells (or comes back
+    when a later decision keeps it), and the estimates change through the cells only."""
+    await storage.set_excluded(db, attempt_id, excluded=excluded, seq=seq)
+    await reconcile_cells(db, attempt_id)
+
+
+async def reconcile_cells(db: AsyncDatabase, attempt_id: str) -> None:
+    """Make the cells agree with the attempt's recorded decision. Each round acts on the
+    decision it read and then reads it again: a round that acted on a decision replaced
+    meanwhile is followed by another, so the last act always matches the last decision,
+    however reviewers' decisions and the submit's own counting interleave."""
+    for _ in range(RECONCILE_ROUNDS):
+        attempt = await storage.cell_input(db, attempt_id)
+        if attempt is None or "assessment" not in attempt:
+            return
+        excluded = bool(attempt.get("excluded"))
+        if excluded:
+            await assessment_service.remove(db, attempt)
+        else:
+            await assessment_service.apply(db, attempt)
+        again = await storage.cell_input(db, attempt_id)
+        if again is None or bool(again.get("excluded")) == excluded:
+            return
+    log.warning("cells not settled on an integrity decision", extra={"id": attempt_id})
 
 
 SWEEP_EVERY_SECONDS = 600
@@ -310,6 +366,24 @@ async def rescore_assessments(db: AsyncDatabase, bank: BankCache) -> Document:
     cells = await rebuild_cells(db)
     log.info("assessments re-scored", extra={"assessments": seen, "changed": len(changed)})
     return {"assessments": seen, "changed": len(changed), "cells": cells}
+
+
+def paradata(
+    ticket: tickets.Ticket, answers: list[Any], client: Document, *, elapsed: float
+) -> Document:
+    """How the attempt was made, for the integrity checks: the server's issue-to-submit time,
+    the client's time per question (in the ticket's order; null where it sent none, and no
+    list at all when it sent none anywhere), the salted network and device hashes, and the
+    helper who answered with the resident (none for a resident's own session)."""
+    by_question = {a.question_id: a.total_ms() for a in answers}
+    durations = [by_question.get(ref.question_id) for ref in ticket.questions]
+    return {
+        "seconds": elapsed,
+        "durations_ms": durations if any(d is not None for d in durations) else None,
+        "ip_hash": client.get("ip_hash"),
+        "device_hash": client.get("device_hash"),
+        "helper_id": client.get("helper_id"),
+    }
 
 
 def _validate_answers(ticket: tickets.Ticket, answers: list[Any]) -> dict[str, set[str]]:

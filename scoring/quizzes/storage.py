@@ -406,7 +406,7 @@ async def mark_all_counted(db: AsyncDatabase) -> None:
     await db[ATTEMPTS].update_many({"cells_pending": True}, {"$unset": {"cells_pending": ""}})
 
 
-_CELL_INPUT = {"assessment": 1, "profile": 1, "channel": 1, "cells_pending": 1}
+_CELL_INPUT = {"assessment": 1, "profile": 1, "channel": 1, "cells_pending": 1, "excluded": 1}
 
 
 async def uncounted_assessments(db: AsyncDatabase, *, before: Any) -> list[Document]:
@@ -417,8 +417,53 @@ async def uncounted_assessments(db: AsyncDatabase, *, before: Any) -> list[Docum
 
 
 def scored_assessments(db: AsyncDatabase) -> Any:
-    """Every stored assessment, for a rebuild of the cells."""
-    return store.find(db[ATTEMPTS], {"mode": "assessment"}, _CELL_INPUT)
+    """Every stored assessment that counts (not excluded after an integrity review), for a
+    rebuild of the cells."""
+    query = {"mode": "assessment", "excluded": {"$ne": True}}
+    return store.find(db[ATTEMPTS], query, _CELL_INPUT)
+
+
+async def cell_input(db: AsyncDatabase, attempt_id: str) -> Document | None:
+    """What the cells need of one attempt, and whether it is excluded."""
+    return await db[ATTEMPTS].find_one({"_id": attempt_id}, {**_CELL_INPUT, "mode": 1})
+
+
+async def set_excluded(db: AsyncDatabase, attempt_id: str, *, excluded: bool, seq: int) -> bool:
+    """Record an integrity decision on the attempt unless a later one is already recorded
+    (`seq` grows with each decision on its flag, so racing reviewers settle on the last)."""
+    newer = {"$or": [{"excluded_seq": {"$lt": seq}}, {"excluded_seq": {"$exists": False}}]}
+    result = await db[ATTEMPTS].update_one(
+        {"_id": attempt_id, **newer}, {"$set": {"excluded": excluded, "excluded_seq": seq}}
+    )
+    return result.modified_count == 1
+
+
+def assessments_between(db: AsyncDatabase, start: Any, end: Any) -> Any:
+    """Stored assessments submitted in [start, end), with what the integrity checks read."""
+    fields = {
+        "user_id": 1,
+        "mode": 1,
+        "quiz_id": 1,
+        "channel": 1,
+        "issued_at": 1,
+        "submitted_at": 1,
+        "profile.township_code": 1,
+        "items": 1,
+        "paradata": 1,
+        "review.seconds": 1,
+        "assessment.counts_in": 1,
+        "assessment.total_hundredths": 1,
+        "assessment.literate": 1,
+        "excluded": 1,
+    }
+    query = {"mode": "assessment", "submitted_at": {"$gte": start, "$lt": end}}
+    return store.find(db[ATTEMPTS], query, fields)
+
+
+async def assessments_by_id(db: AsyncDatabase, attempt_ids: list[str]) -> list[Document]:
+    """These stored assessments, as the cells see them."""
+    query = {"_id": {"$in": attempt_ids}, "mode": "assessment"}
+    return await store.find(db[ATTEMPTS], query, _CELL_INPUT).to_list()
 
 
 def assessments_for_rescoring(db: AsyncDatabase) -> Any:

@@ -8,13 +8,14 @@ suppression last so that no share of a small row is ever computed into the outpu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from scoring.assessment.scoring import DIMENSION_WEIGHTS, DIMENSIONS, TIERS
 from scoring.statistics import estimation as est
+from scoring.statistics import sensitivity
 from scoring.statistics.estimation_mrp import MrpFit, fit_mrp
 from server.county.vocab import HEADLINE_AGE_BANDS
 
@@ -125,6 +126,12 @@ class Analysis:
     # (the county, groups), where thin townships' collapsed cells would otherwise bias them.
     county_weights: FloatArray | None
     mrp: MrpFit | None
+    # Γ -> (township lows, township highs, county low, county high): sensitivity.py
+    selection: dict[float, tuple[FloatArray, FloatArray, float, float]] | None = None
+    # Township code -> {"flagged", "excluded", "to_look"} of the period's integrity flags.
+    integrity: dict[str, dict[str, int]] | None = None
+    # The same period fitted without the assessments behind open strong flags (None: none).
+    without_open_flags: Analysis | None = None
 
 
 def analyse(frame_: Frame, townships: list[Document], census: FloatArray | None) -> Analysis:
@@ -134,7 +141,17 @@ def analyse(frame_: Frame, townships: list[Document], census: FloatArray | None)
     weights = est.rake(cells, census).weights
     county_weights = est.rake_county(cells, census).weights
     mrp = fit_mrp(cells, census, draws=MRP_DRAWS, seed=0)
-    return Analysis(frame_, townships, census, weights, county_weights, mrp)
+    selection = {
+        gamma: sensitivity.selection_bounds(mrp.cell_share, census, gamma)
+        for gamma in sensitivity.GAMMAS
+    }
+    return Analysis(frame_, townships, census, weights, county_weights, mrp, selection)
+
+
+def with_integrity(
+    analysis: Analysis, counts: dict[str, dict[str, int]], without: Analysis | None
+) -> Analysis:
+    return replace(analysis, integrity=counts, without_open_flags=without)
 
 
 # ------------------------------------------------------------------ rows
@@ -151,6 +168,10 @@ def rows_by_township(analysis: Analysis, group: str | None) -> list[Document]:
             row["population"] = int(analysis.census[t].sum())
         if group is None and analysis.mrp is not None and row["respondents"]:
             _use_mrp(row, analysis.mrp.township, t)
+        if group is None:
+            _add_integrity(row, analysis, t)
+        else:
+            row["integrity"] = row["sensitivity"] = None  # flags are not counted by group
         rows.append(row)
     if group is None:
         return _suppressed(rows)
@@ -200,6 +221,7 @@ def rows_by_group(analysis: Analysis) -> list[Document]:
     for g, group in enumerate(est.GROUPS):
         row = _row(analysis, cells.group == g, key=group, name=GROUP_NAMES[group], county=True)
         row["population"] = None  # the census has no population by group
+        row["integrity"] = row["sensitivity"] = None  # flags are not counted by group
         rows.append(row)
     return _suppressed(rows)
 
@@ -211,12 +233,14 @@ def county_row(analysis: Analysis, group: str | None, name: str) -> Document:
     if group is not None:
         # A group's county-wide row is its row of the by-group breakdown: withheld with it.
         row["population"] = None
+        row["integrity"] = row["sensitivity"] = None  # flags are not counted by group
         hidden = rows_by_group(analysis)[est.GROUPS.index(group)]["suppressed"]
         return _suppressed([row], hidden=[hidden])[0]
     if analysis.census is not None:
         row["population"] = int(analysis.census.sum())
     if analysis.mrp is not None and row["respondents"]:
         _use_mrp(row, analysis.mrp.county, 0)
+    _add_integrity(row, analysis, None)
     return _suppressed([row], total=False)[0]
 
 
@@ -330,6 +354,47 @@ def _use_mrp(row: Document, estimates: est.Estimates, index: int) -> None:
     row["ci_low"], row["ci_high"] = float(estimates.lower[index]), float(estimates.upper[index])
 
 
+INTEGRITY_COUNTS = ("flagged", "excluded", "to_look")
+
+
+def _add_integrity(row: Document, analysis: Analysis, township: int | None) -> None:
+    """A township's (or, for None, the county's) integrity flags and how far its share could
+    move: without the open strong flags, and under outcome selection up to each Γ."""
+    codes = (
+        [t["code"] for t in analysis.townships]
+        if township is None
+        else [analysis.townships[township]["code"]]
+    )
+    held = analysis.integrity or {}
+    row["integrity"] = {
+        name: sum(held.get(code, {}).get(name, 0) for code in codes) for name in INTEGRITY_COUNTS
+    }
+    outcome = None
+    if analysis.selection is not None and row["weighted_share"] is not None:
+        outcome = {}
+        for gamma, (t_low, t_high, c_low, c_high) in analysis.selection.items():
+            low, high = (c_low, c_high) if township is None else (t_low[township], t_high[township])
+            outcome[f"{gamma:g}"] = sensitivity.band(float(low), float(high))
+    row["sensitivity"] = {
+        "without_open_flags": _share_without_open_flags(row, analysis, township),
+        "outcome_selection": outcome,
+    }
+
+
+def _share_without_open_flags(row: Document, analysis: Analysis, township: int | None) -> Any:
+    without = analysis.without_open_flags
+    if without is None:  # no open strong flag in the period: the published share
+        return row["weighted_share"] if row["weighted_share"] is not None else row["raw_share"]
+    if without.mrp is not None:
+        estimates = without.mrp.county if township is None else without.mrp.township
+        value = float(estimates.estimate[0 if township is None else township])
+        return round(value, 6) if math.isfinite(value) else None
+    cells = without.frame.cells
+    mask = np.ones(len(cells), dtype=bool) if township is None else cells.township == township
+    n = int(cells.n[mask].sum())
+    return float(cells.literate[mask].sum()) / n if n else None
+
+
 def _suppressed(rows: list[Document], *, total: bool = True, hidden: Any = None) -> list[Document]:
     """Blank every figure of rows too small to publish, and of the rows suppressed alongside
     them so that no small row can be recovered from the published total."""
@@ -348,4 +413,6 @@ def _suppressed(rows: list[Document], *, total: bool = True, hidden: Any = None)
             row["dimension_means"] = dict.fromkeys(row["dimension_means"])
             row["weakest_dimension"] = None
             row.pop("n_eff", None)
+            if "sensitivity" in row:
+                row["sensitivity"] = None
     return rows

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 from pymongo.asynchronous.database import AsyncDatabase
 
+from scoring.assessment import cells as assessment_cells
 from scoring.assessment import service as assessment_service
+from scoring.integrity import service as integrity_service
 from scoring.statistics import estimation as est
 from scoring.statistics import report
 from server.county import service as county_service
@@ -40,6 +42,11 @@ METHOD = (
     "以免由合计反推。居民自愿参加测评，加权只能校正年龄、性别、文化程度和乡镇构成带来的偏差，"
     "组织动员和对科学感兴趣者更愿参加所带来的偏差无法由此消除；本测评参照全国公民科学素质调查的"
     "方法，但并非同一调查工具，结果不能与全国调查数据直接比较。"
+    "诚信复核：系统按答题用时、设备与网络、答案雷同、选项位置等筛查测评，疑似代答、抄袭或速答的"
+    "测评经分析员复核决定剔除后才不再计入，撤销决定即恢复；“不含待复核标记”为暂不计入尚未复核的"
+    "强标记测评时的比例。敏感性区间：假设在同一乡镇×年龄段×性别×文化程度单元内，具备科学素质者"
+    "参与测评的可能性至多是其他居民的Γ倍（或至少1/Γ），则各单元比例的优势比在模型估计值的1/Γ至Γ倍"
+    "之间，按普查人口加权得到比例的可能范围（Γ取1.25、1.5、2，不含抽样误差）。"
 )
 
 
@@ -84,10 +91,20 @@ class EstimatesCache:
         docs = await assessment_service.read(db, [period for period, _ in keys])
         codes = [t["code"] for t in county["townships"]]
         for period, token in keys:
-            frame = report.frame([d for d in docs if d["period"] == period], codes)
-            self._fitted[(period, token)] = await asyncio.to_thread(
-                report.analyse, frame, county["townships"], county["census"]
+            period_docs = [d for d in docs if d["period"] == period]
+            flags = await integrity_service.period_flags(db, period)
+            analysis, without = await asyncio.to_thread(
+                _fit_period, period_docs, flags.open_attempts, period, county
             )
+            counts = {
+                code: {
+                    "flagged": flags.flagged.get(code, 0),
+                    "excluded": flags.excluded.get(code, 0),
+                    "to_look": flags.to_look.get(code, 0),
+                }
+                for code in codes
+            }
+            self._fitted[(period, token)] = report.with_integrity(analysis, counts, without)
         live = {id(a) for a in self._fitted.values()}
         self._rows = {k: v for k, v in self._rows.items() if k[0] in live}  # forget evicted fits
 
@@ -100,13 +117,27 @@ class EstimatesCache:
         return copy.deepcopy(held[1])
 
 
+def _fit_period(
+    docs: list[Document], open_attempts: list[Document], period: str, county: Document
+) -> tuple[report.Analysis, report.Analysis | None]:
+    """The period's fit, and (when open strong flags exist) its fit without their attempts."""
+    codes = [t["code"] for t in county["townships"]]
+    analysis = report.analyse(report.frame(docs, codes), county["townships"], county["census"])
+    if not open_attempts:
+        return analysis, None
+    reduced = assessment_cells.without(docs, open_attempts, period)
+    without = report.analyse(report.frame(reduced, codes), county["townships"], county["census"])
+    return analysis, without
+
+
 def _token(version: Document, period: str) -> str:
     """What a fit of `period` depends on: all cells (a rebuild), this period's cells, the
-    census."""
+    census, and the integrity flags (new flags and decisions)."""
     parts = (
         version.get("cells"),
         version.get("cells_by_period", {}).get(period),
         version.get("census"),
+        version.get("integrity"),
     )
     return "|".join(str(part) for part in parts)
 

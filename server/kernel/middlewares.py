@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import itertools
 import logging
 import os
@@ -21,6 +20,7 @@ from server.kernel.errors import ApiError, RateLimited
 from server.kernel.http import MiddlewareHandler, bearer_token, json_response
 from server.kernel.keys import KV, PRINCIPAL, REQUEST_ID, SETTINGS
 from server.kernel.logs import STORAGE_AWAY
+from server.kernel.pseudonyms import address_hash
 
 access_log = logging.getLogger("server.access")
 log = logging.getLogger("server.errors")
@@ -133,7 +133,7 @@ def _log_access(request: web.Request, status: int, started: float) -> None:
             "status": status,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2),
             "user_id": principal.user_id if principal else None,
-            "client": _address_hash(request),
+            "client": address_hash(request),
         },
     )
 
@@ -170,7 +170,7 @@ async def rate_limit_middleware(
 
 
 def _address_key(request: web.Request, name: str, bucket: int) -> str:
-    return request.app[KV].key(name, "a" + _address_hash(request), bucket)
+    return request.app[KV].key(name, "a" + address_hash(request), bucket)
 
 
 class _LocalCounts:
@@ -211,14 +211,4 @@ def _client_identity(request: web.Request) -> str:
     token = bearer_token(request)
     if token:
         return "t" + hashlib.sha256(token.encode()).hexdigest()[:32]
-    return "a" + _address_hash(request)
-
-
-def _address_hash(request: web.Request) -> str:
-    """The client's address as a salted hash (PIPL: no address is kept or logged in the
-    clear). The salt is derived from the deployment's signing key, so the hash can't be
-    reversed by trying the 2^32 addresses without it."""
-    settings = request.app.get(SETTINGS)
-    salt = (settings.quiz_signing_key.get_secret_value() if settings else "") or "development"
-    digest = hmac.new(salt.encode(), (request.remote or "unknown").encode(), hashlib.sha256)
-    return digest.hexdigest()[:24]
+    return "a" + address_hash(request)

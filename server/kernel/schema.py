@@ -65,6 +65,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         # One daily quiz per day, one contest per window, one assessment per month.
         IndexModel([("once_key", ASCENDING)], name="once_key", unique=True, sparse=True),
         IndexModel([("user_id", ASCENDING), ("submitted_at", DESCENDING)], name="user_submitted"),
+        # The integrity screening reads a window of assessments by submission time.
+        IndexModel([("mode", ASCENDING), ("submitted_at", ASCENDING)], name="mode_submitted"),
         # Only assessments not yet counted in the literacy cells carry the field (a compound
         # sparse index would hold every attempt: all have submitted_at).
         IndexModel(
@@ -100,6 +102,14 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     # The item-statistics outbox (pending entries only, _id = the attempt's id), read oldest
     # first; folded markers are read by _id and pruned by age.
+    # One flag per screened assessment (_id a digest of the attempt id), listed by period,
+    # township and status; the reports read a period's flags.
+    "integrity_flags": [
+        IndexModel([("period_keys", ASCENDING), ("status", ASCENDING)], name="period_status"),
+        IndexModel([("counts_in", ASCENDING)], name="counts_in"),
+    ],
+    # _id "<township>|<week>|<measure>".
+    "integrity_jumps": [IndexModel([("week", ASCENDING)], name="week")],
     "item_stats_pending": [IndexModel([("at", ASCENDING)], name="at")],
     "item_stats_folded": [IndexModel([("at", ASCENDING)], name="at")],
 }

@@ -142,6 +142,10 @@ async def assert_headline(page: browser.Page, figures: dict[str, Any]) -> None:
     if not county["suppressed"]:
         interval = f"{pct(county['ci_low'])} – {pct(county['ci_high'])}"
         assert interval in await page.text("#county-interval")
+        if county["sensitivity"] is not None:  # none for one group's county-wide row
+            low, high = county["sensitivity"]["outcome_selection"]["1.5"]
+            band = f"敏感性区间（Γ=1.5）{pct(low)} – {pct(high)}"
+            assert band in await page.text("#county-interval")
     assert await page.text("#county-respondents") == f"{county['respondents']:,}"
     target = figures["townships"]["target"]
     if target:
@@ -163,14 +167,27 @@ async def assert_townships(page: browser.Page, figures: dict[str, Any]) -> None:
     assert sorted(option["yAxis"][0]["data"]) == sorted(row["name"] for row in rows)
     table = await page.evaluate(
         "Array.from(document.querySelectorAll('#township-table tbody tr'),"
-        " tr => [tr.dataset.key, tr.cells[2].textContent])"
+        " tr => [tr.dataset.key, tr.cells[2].textContent, tr.cells[6].textContent,"
+        " tr.cells[8].textContent])"
     )
     assert len(table) == len(rows)
     by_key = {row["key"]: row for row in rows}
-    for key, share in table:
+    for key, share, flags, band in table:
         row = by_key[key]
         assert share == (SUPPRESSED if row["suppressed"] else pct(row["weighted_share"]))
-    published = [by_key[key]["weighted_share"] for key, _ in table if not by_key[key]["suppressed"]]
+        integrity = row["integrity"]
+        if integrity is None:  # one group's rows
+            assert flags == band == "—"
+            continue
+        assert flags == f"{integrity['flagged']:,}（{integrity['excluded']:,}）"
+        if row["suppressed"]:
+            assert band == "—"
+        else:
+            low, high = row["sensitivity"]["outcome_selection"]["1.5"]
+            assert band == f"{pct(low)} – {pct(high)}"
+    published = [
+        by_key[key]["weighted_share"] for key, *_ in table if not by_key[key]["suppressed"]
+    ]
     assert published == sorted(published, reverse=True), "ranked by the API's weighted share"
 
 

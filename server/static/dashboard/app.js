@@ -336,8 +336,13 @@
     const target = townships.target;
     $('county-label').textContent = countyName() + '具备科学素质比例（' + townships.period + '）';
     $('county-share').textContent = county.suppressed ? SUPPRESSED : pct(county.weighted_share);
+    const band = county.sensitivity && county.sensitivity.outcome_selection
+      && county.sensitivity.outcome_selection['1.5'];
     $('county-interval').textContent = county.suppressed ? '参与人数过少'
-      : '95% 区间 ' + interval(county);
+      : '95% 区间 ' + interval(county)
+        + (band ? '；敏感性区间（Γ=1.5）' + pct(band[0]) + ' – ' + pct(band[1]) : '')
+        + (county.integrity && county.integrity.flagged
+          ? '；诚信标记 ' + count(county.integrity.flagged) + ' 份，已剔除 ' + count(county.integrity.excluded) + ' 份' : '');
     $('target-share').textContent = target ? pct(target.literate_share) : '未设定';
     $('target-gap').textContent = target ? target.year + ' 年目标，'
       + (target.gap === null ? '差距暂无法估计' : points(target.gap)) : '请管理员设定目标';
@@ -394,12 +399,26 @@
   const rawShareCell = (row) => (row.suppressed ? cell(SUPPRESSED, 'suppressed')
     : cell(pct(row.raw_share), 'num'));
 
+  function integrityCells(row) {
+    const flags = row.integrity;  // null for one group's rows: flags are not counted by group
+    const sensitivity = row.sensitivity;
+    const band = sensitivity && sensitivity.outcome_selection && sensitivity.outcome_selection['1.5'];
+    const without = sensitivity ? sensitivity.without_open_flags : null;
+    return [
+      flags ? cell(count(flags.flagged) + '（' + count(flags.excluded) + '）', flags.flagged ? 'num flagged' : 'num')
+        : cell('—', 'num'),
+      cell(row.suppressed || without === null || without === undefined ? '—' : pct(without), 'num'),
+      cell(row.suppressed || !band ? '—' : pct(band[0]) + ' – ' + pct(band[1]), 'num'),
+    ];
+  }
+
   function renderTables() {
     const { townships, groups } = state.data;
     let rank = 0;
     fillTable('township-table', rankedRows(townships.rows), (row) => [
       cell(row.suppressed ? '—' : String(++rank), 'num'), cell(row.name), ...shareCells(row),
       cell(count(row.respondents), 'num'), cell(DIMENSION_NAMES[row.weakest_dimension] || '—'),
+      ...integrityCells(row),
     ]);
     fillTable('group-table', groups.rows, (row) => [
       cell(row.name), ...shareCells(row), cell(count(row.respondents), 'num'),

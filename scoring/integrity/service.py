@@ -1,0 +1,410 @@
+"""Integrity screening of stored assessments, the reviewers' decisions, and what the reports
+read of them.
+
+Screening runs the pure detectors (`scoring.integrity.detectors.screen`) over stored
+assessments and keeps one flag per attempt they name:
+
+* as attempts arrive: every minute, the assessments stored since the last pass (those older
+  than `SETTLE`, so none is still on its way through a submit), with the week before as
+  history (norms, copying partners, a phone's earlier residents);
+* nightly (from 02:00 county time): the last 7 days again with the 21 days before as history
+  (a copying partner or a phone's fourth resident may have arrived after the first pass),
+  and the township-week jumps of the current and previous week against the 8 weeks before.
+
+One process screens at a time (a lease in MongoDB). Flags never change the figures by
+themselves: an analyst's or admin's `exclude` takes the attempt out of the literacy cells
+(scoring.quizzes.service.set_exclusion) and a later `keep` puts it back; the estimates change
+only through the cells. Open strong flags feed the reports' "share without open flags"."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from scoring.integrity import storage
+from scoring.integrity.detectors import (
+    STRONG,
+    AttemptRecord,
+    Flag,
+    combined_score,
+    screen,
+    township_jumps,
+    week_stats,
+)
+from scoring.quizzes import service as quiz_service
+from server.county import service as county_service
+from server.county.periods import COUNTY_TZ, period_keys
+from server.kernel.errors import NotFound
+from server.kernel.logs import log_background_failure
+
+log = logging.getLogger(__name__)
+Document = dict[str, Any]
+
+SETTLE = timedelta(seconds=120)  # a submit is stored within its 10 s deadline; margin
+ARRIVAL_CONTEXT = timedelta(days=7)
+NIGHT_BATCH = timedelta(days=7)
+NIGHT_HISTORY = timedelta(days=21)
+JUMP_WEEKS = 10  # the current and previous week, and 8 weeks of history
+NIGHT_HOUR = 2
+EVERY_SECONDS = 60.0
+LEASE = timedelta(minutes=15)
+
+REASON_LABELS = {
+    "speeding": "答题用时远低于同卷常模",
+    "impossible_perfect": "全部答对但用时短得不可能",
+    "copying": "与同乡镇同周他人的错误答案雷同，远超偶然",
+    "shared_device": "同一设备短时间内为多名居民作答",
+    "shared_network": "同一网络短时间内集中作答（仅提示）",
+    "channel_burst": "同一渠道短时间内激增（仅提示）",
+    "straight_lining": "几乎每题都选同一位置的选项",
+}
+
+
+class FlagNotFound(NotFound):
+    code = "flag_not_found"
+    message = "没有这条诚信标记"
+
+
+def flag_id_of(attempt_id: str) -> str:
+    """A flag's public id: a digest of the attempt id, which embeds the resident's id."""
+    return hashlib.sha256(f"integrity:{attempt_id}".encode()).hexdigest()[:24]
+
+
+# ------------------------------------------------------------------ screening
+
+
+@dataclass(frozen=True)
+class PassSummary:
+    screened: int
+    flagged: int
+    strong: int
+    jumps: int | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> Document:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+async def _records(db: AsyncDatabase, start: datetime, end: datetime) -> list[Document]:
+    if end <= start:
+        return []
+    return await quiz_service.assessments_between(db, start, end)
+
+
+async def screen_window(
+    db: AsyncDatabase, *, start: datetime, end: datetime, history_start: datetime
+) -> PassSummary:
+    """Screen the assessments submitted in [start, end) against those since `history_start`
+    and record their flags."""
+    began = time.perf_counter()
+    batch_docs = await _records(db, start, end)
+    history_docs = await _records(db, history_start, start) if batch_docs else []
+    batch = [AttemptRecord.from_doc(d) for d in batch_docs]
+    history = [AttemptRecord.from_doc(d) for d in history_docs]
+    flags = await asyncio.to_thread(screen, batch, history=history) if batch else []
+    docs = {str(d["_id"]): d for d in (*batch_docs, *history_docs)}
+    strong = await _record_flags(db, flags, docs)
+    if flags:
+        await county_service.bump_stats_version(db, "integrity")
+    return PassSummary(len(batch), len(flags), strong, seconds=time.perf_counter() - began)
+
+
+async def _record_flags(db: AsyncDatabase, flags: Sequence[Flag], docs: dict[str, Document]) -> int:
+    now = datetime.now(UTC)
+    public = {attempt_id: flag_id_of(attempt_id) for attempt_id in docs}
+    strong = 0
+    for flag in flags:
+        attempt = docs.get(flag.attempt_id)
+        if attempt is None:
+            continue
+        reasons = {
+            r.code: {"strength": round(r.strength, 4), "evidence": _public(r.detail, public)}
+            for r in flag.reasons
+        }
+        stored = await storage.record_reasons(
+            db, public[flag.attempt_id], _flag_fields(attempt, now), reasons
+        )
+        score = round(combined_score(r["strength"] for r in stored["reasons"].values()), 4)
+        strong += score >= STRONG
+        await storage.set_score(db, stored["_id"], score, score >= STRONG, now)
+    return strong
+
+
+def _flag_fields(attempt: Document, now: datetime) -> Document:
+    """What a flag keeps of its attempt: where and when it counts, never who."""
+    submitted = attempt["submitted_at"]
+    if submitted.tzinfo is None:
+        submitted = submitted.replace(tzinfo=UTC)
+    periods = period_keys(submitted)
+    counts_in = list((attempt.get("assessment") or {}).get("counts_in") or [])
+    return {
+        "attempt_id": str(attempt["_id"]),
+        "quiz_id": attempt.get("quiz_id"),
+        "township_code": (attempt.get("profile") or {}).get("township_code"),
+        "mode": attempt.get("mode"),
+        "channel": attempt.get("channel"),
+        "submitted_at": submitted,
+        "week": periods["week"],
+        "period_keys": sorted({periods["month"][:4], periods["month"], periods["week"]}),
+        "counts_in": counts_in,
+        "created_at": now,
+    }
+
+
+def _public(value: Any, ids: dict[str, str]) -> Any:
+    """Evidence as reviewers see it: other attempts named by their flag ids."""
+    if isinstance(value, str):
+        return ids.get(value, value)
+    if isinstance(value, dict):
+        return {k: _public(v, ids) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_public(v, ids) for v in value]
+    return value
+
+
+async def township_week_jumps(db: AsyncDatabase, now: datetime) -> int:
+    """Find the jumps of this week and the last against each township's 8 weeks before, and
+    keep them in place of those found before for these weeks."""
+    docs = await _records(db, now - timedelta(weeks=JUMP_WEEKS), now)
+    weeks = week_stats([AttemptRecord.from_doc(d) for d in docs])
+    this_week = period_keys(now)["week"]
+    last_week = period_keys(now - timedelta(weeks=1))["week"]
+    current = {key: w for key, w in weeks.items() if key[1] in (this_week, last_week)}
+    history: dict[str, list[Any]] = {}
+    for (township, week), stats in sorted(weeks.items()):
+        if week < last_week:
+            history.setdefault(township, []).append(stats)
+    found = township_jumps(current, history)
+    jumps = [
+        {
+            "_id": f"{j.township_code}|{j.week}|{j.measure}",
+            "township_code": j.township_code,
+            "week": j.week,
+            "measure": j.measure,
+            "observed": j.observed,
+            "expected": j.expected,
+            "statistic": j.statistic,
+            "p_value": j.p_value,
+            "p_adjusted": j.p_adjusted,
+            "test": j.test,
+            "history_weeks": j.history_weeks,
+            "detail": j.detail,
+            "found_at": now,
+        }
+        for j in found
+    ]
+    await storage.replace_jumps(db, [this_week, last_week], jumps)
+    return len(jumps)
+
+
+async def full_pass(db: AsyncDatabase, now: datetime) -> PassSummary:
+    """The nightly pass: the last 7 days against the 21 before, then the township-week jumps."""
+    start = now - NIGHT_BATCH
+    summary = await screen_window(db, start=start, end=now, history_start=start - NIGHT_HISTORY)
+    jumps = await township_week_jumps(db, now)
+    return PassSummary(summary.screened, summary.flagged, summary.strong, jumps, summary.seconds)
+
+
+def _night_due(state: Document, now: datetime) -> bool:
+    local = now.astimezone(COUNTY_TZ)
+    tonight = local.replace(hour=NIGHT_HOUR, minute=0, second=0, microsecond=0)
+    if local < tonight:
+        tonight -= timedelta(days=1)
+    last = state.get("night_at")
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return last is None or last < tonight
+
+
+class Screening:
+    """This process's side of the screening: a pass a minute when it holds the lease."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.db = db
+        self.owner = f"{os.getpid()}:{os.urandom(6).hex()}"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        delay = 30.0
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+                return
+            delay = EVERY_SECONDS
+            try:
+                await self.pass_once(datetime.now(UTC))
+            except Exception:
+                log_background_failure(log, "integrity screening failed; next try in a minute")
+
+    async def pass_once(self, now: datetime) -> PassSummary | None:
+        """Screen what arrived since the last pass, and run the nightly pass when due. None if
+        another process holds the lease."""
+        if not await storage.take_lease(self.db, self.owner, now, now + LEASE):
+            return None
+        try:
+            state = await storage.screening_state(self.db)
+            start = state.get("screened_until") or now - ARRIVAL_CONTEXT
+            if start.tzinfo is None:
+                start = start.replace(tzinfo=UTC)
+            end = now - SETTLE
+            summary = await screen_window(
+                self.db, start=start, end=end, history_start=start - ARRIVAL_CONTEXT
+            )
+            if end > start:
+                await storage.advance(self.db, self.owner, {"screened_until": end})
+            if summary.flagged:
+                log.info("integrity screening", extra=summary.as_dict())
+            if _night_due(state, now):
+                night = await full_pass(self.db, now)
+                await storage.advance(self.db, self.owner, {"night_at": now})
+                log.info("nightly integrity screening", extra=night.as_dict())
+            return summary
+        finally:
+            await storage.release_lease(self.db, self.owner)
+
+
+# ------------------------------------------------------------------ review
+
+
+def flag_view(doc: Document) -> Document:
+    """A flag as reviewers see it (no attempt or resident id)."""
+    reasons = sorted(
+        (
+            {
+                "code": code,
+                "label": REASON_LABELS.get(code, code),
+                "strength": reason["strength"],
+                "evidence": reason["evidence"],
+            }
+            for code, reason in (doc.get("reasons") or {}).items()
+        ),
+        key=lambda r: -r["strength"],
+    )
+    return {
+        "id": doc["_id"],
+        "quiz_id": doc.get("quiz_id"),
+        "township_code": doc.get("township_code"),
+        "channel": doc.get("channel"),
+        "submitted_at": _iso(doc.get("submitted_at")),
+        "week": doc.get("week"),
+        "reasons": reasons,
+        "score": doc.get("score", 0.0),
+        "strong": bool(doc.get("strong")),
+        "status": doc.get("status", "open"),
+        "decisions": [{**d, "at": _iso(d.get("at"))} for d in doc.get("decisions") or ()],
+    }
+
+
+def _iso(moment: Any) -> str | None:
+    if not isinstance(moment, datetime):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat(timespec="seconds")
+
+
+async def list_flags(
+    db: AsyncDatabase,
+    *,
+    period: str | None,
+    township: str | None,
+    status: str | None,
+    strong_only: bool,
+    skip: int,
+    limit: int,
+) -> tuple[list[Document], int]:
+    docs, total = await storage.list_flags(
+        db,
+        period=period,
+        township=township,
+        status=status,
+        strong_only=strong_only,
+        skip=skip,
+        limit=limit,
+    )
+    return [flag_view(d) for d in docs], total
+
+
+async def decide(
+    db: AsyncDatabase, flag_id: str, *, decision: str, reason: str, actor: str
+) -> Document:
+    """Exclude the flagged assessment from the figures or keep it in; a later decision
+    replaces an earlier one (every decision stays in the flag's history)."""
+    status = "excluded" if decision == "exclude" else "kept"
+    entry = {
+        "decision": decision,
+        "status": status,
+        "reason": reason,
+        "by": actor,
+        "at": datetime.now(UTC),
+    }
+    doc = await storage.decide(db, flag_id, entry)
+    if doc is None:
+        raise FlagNotFound()
+    if doc.get("attempt_id"):
+        await quiz_service.set_exclusion(
+            db, doc["attempt_id"], excluded=status == "excluded", seq=int(doc["decision_seq"])
+        )
+    await county_service.bump_stats_version(db, "integrity")
+    return flag_view(doc)
+
+
+async def flag(db: AsyncDatabase, flag_id: str) -> Document:
+    doc = await storage.get_flag(db, flag_id)
+    if doc is None:
+        raise FlagNotFound()
+    return flag_view(doc)
+
+
+async def forget_resident(db: AsyncDatabase, user_id: str) -> None:
+    await storage.forget_resident(db, user_id)
+
+
+async def jumps(db: AsyncDatabase, *, township: str | None) -> list[Document]:
+    docs = await storage.list_jumps(db, township=township)
+    return [
+        {**{k: v for k, v in d.items() if k != "_id"}, "found_at": _iso(d.get("found_at"))}
+        for d in docs
+    ]
+
+
+# ------------------------------------------------------------------ what reports read
+
+
+@dataclass(frozen=True)
+class PeriodFlags:
+    """A period's flags per township, and the open strong ones' assessments."""
+
+    flagged: dict[str, int]  # township -> strong flags (open, excluded or kept)
+    excluded: dict[str, int]
+    to_look: dict[str, int]  # township -> flags below STRONG ("look")
+    open_attempts: list[Document]  # the assessments behind open strong flags, as cells see them
+
+
+async def period_flags(db: AsyncDatabase, period: str) -> PeriodFlags:
+    flagged: dict[str, int] = {}
+    excluded: dict[str, int] = {}
+    to_look: dict[str, int] = {}
+    open_ids = []
+    for doc in await storage.flags_counting_in(db, period):
+        township = str(doc.get("township_code") or "unknown")
+        if not doc.get("strong"):
+            to_look[township] = to_look.get(township, 0) + 1
+            continue
+        flagged[township] = flagged.get(township, 0) + 1
+        if doc.get("status") == "excluded":
+            excluded[township] = excluded.get(township, 0) + 1
+        elif doc.get("status") == "open" and doc.get("attempt_id"):
+            open_ids.append(doc["attempt_id"])
+    attempts = await quiz_service.assessments_by_id(db, open_ids) if open_ids else []
+    counted = [a for a in attempts if not a.get("excluded") and not a.get("cells_pending")]
+    return PeriodFlags(flagged, excluded, to_look, counted)
