@@ -1,0 +1,1 @@
+"""Assisted answering: helpers, paper forms and their upload."""
