@@ -17,7 +17,10 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 APP_ENV=production HOST=0.0.0.0 PORT=8080
-RUN useradd --system --uid 10001 --home-dir /app app
+# Noto CJK: embedded in the paper answer forms' PDF (scoring/assisted/paper.py).
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends fonts-noto-cjk \
+  && rm -rf /var/lib/apt/lists/* \
+  && useradd --system --uid 10001 --home-dir /app app
 WORKDIR /app
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels

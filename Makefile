@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	touch $(STAMP)
 
 # Python and npm dependencies (ECharts for the dashboard), mongo-java-server (jars from Maven, once),
-# Debian's redis-server and Debian's chromium (the dashboard's browser test).
+# Debian's redis-server, Debian's chromium (the dashboard's browser test) and fonts-noto-cjk
+# (embedded in the printed paper forms).
 setup: $(STAMP)
 	$(PY) scripts/services.py build
 

@@ -113,6 +113,19 @@ def parse_upload(filename: str, data: bytes) -> ParsedFile:
     )
 
 
+def sheet_rows(filename: str, data: bytes) -> Iterator[list[Any]]:
+    """The rows of an uploaded .xlsx or .csv, with the same guards as the question import
+    (zip bombs, Excel's row bound, encodings): for other domains' spreadsheet uploads."""
+    extension = filename.lower().rsplit(".", 1)[-1] if "." in filename else ""
+    if extension == "xlsx":
+        return _xlsx_rows(data)
+    if extension == "csv":
+        return _csv_rows(data)
+    raise ValidationFailed(
+        "只支持 .xlsx 或 .csv 文件", details=[{"field": "file", "message": "文件类型不支持"}]
+    )
+
+
 def _too_many_rows() -> PayloadTooLarge:
     return PayloadTooLarge(
         f"文件超过 {MAX_ROWS} 行（道题），请拆分后分批导入",

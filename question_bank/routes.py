@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from aiohttp import BodyPartReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp import web
 
 from question_bank import importing, item_params, service
 from question_bank.keys import BANK
@@ -24,14 +23,13 @@ from question_bank.models import (
     VersionBody,
 )
 from server.kernel.audit import record_request
-from server.kernel.errors import PayloadTooLarge, ValidationFailed
 from server.kernel.http import (
     Handler,
     caller_id,
-    describe_bytes,
     endpoint,
     json_response,
     read_optional,
+    read_upload,
 )
 from server.kernel.keys import DB, KV
 
@@ -157,46 +155,10 @@ async def question_stats(request: web.Request) -> web.Response:
     return json_response(await service.item_statistics(request.app[DB], question_id=_qid(request)))
 
 
-async def _read_upload(request: web.Request) -> tuple[str, bytes]:
-    if not request.content_type.startswith("multipart/"):
-        raise ValidationFailed(
-            "请以 multipart/form-data 上传，字段名为 file",
-            details=[{"field": "file", "message": "缺少文件"}],
-        )
-    try:
-        found = await _file_part(request)
-    except (ValueError, KeyError, AssertionError, HttpProcessingError):
-        # aiohttp's multipart reader raises these for a missing boundary or a broken body.
-        raise ValidationFailed(
-            "上传内容不是有效的 multipart/form-data（缺少 boundary 或格式损坏），请重新选择文件上传",
-            details=[{"field": "file", "message": "上传格式有误"}],
-        ) from None
-    if found is not None:
-        return found
-    raise ValidationFailed(
-        "缺少上传文件（字段名 file）", details=[{"field": "file", "message": "缺少文件"}]
-    )
-
-
-async def _file_part(request: web.Request) -> tuple[str, bytes] | None:
-    reader = await request.multipart()
-    async for part in reader:
-        if isinstance(part, BodyPartReader) and part.name == "file":
-            data = bytearray()
-            while chunk := await part.read_chunk(256 * 1024):
-                data.extend(chunk)
-                if len(data) > importing.MAX_BYTES:
-                    raise PayloadTooLarge(
-                        f"文件超过 {describe_bytes(importing.MAX_BYTES)}，请拆分后分批导入"
-                    )
-            return part.filename or "", bytes(data)
-    return None
-
-
 @endpoint(roles=WRITERS, query=ImportQuery, response=ImportResult, tag="questions", reads_body=True)
 async def import_questions(request: web.Request, *, query: ImportQuery) -> web.Response:
     """Import questions from .xlsx, .csv or .json with the template columns; dry_run validates only."""
-    filename, data = await _read_upload(request)
+    filename, data = await read_upload(request, limit=importing.MAX_BYTES)
     # Parsing a 10 MB workbook takes seconds of CPU: off the event loop, so the residents
     # served by this process are not held up meanwhile.
     parsed = await asyncio.to_thread(importing.parse_upload, filename, data)

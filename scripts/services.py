@@ -131,21 +131,39 @@ def ensure_chromium() -> str:
     )
 
 
+CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+
+
+def ensure_cjk_fonts() -> str:
+    """Debian's Noto CJK fonts, embedded in the paper forms' PDF (scoring/assisted/paper.py)."""
+    if not CJK_FONT.exists():
+        _install_debian(["fonts-noto-cjk"])
+    if not CJK_FONT.exists():
+        raise HarnessError(f"{CJK_FONT} not found: install Debian's fonts-noto-cjk and run again.")
+    return str(CJK_FONT)
+
+
+def _install_debian(packages: list[str]) -> None:
+    """Install Debian packages when we are root on Debian (else the caller says what to do)."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    print(f"harness: installing Debian's {' '.join(packages)}", file=sys.stderr)
+    quiet = {"stdout": subprocess.DEVNULL}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, **quiet)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", *packages],
+        check=True,
+        **quiet,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
 def ensure_debian_program(binary: str, packages: list[str], advice: str) -> str:
     found = shutil.which(binary)
     if found:
         return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print(f"harness: installing Debian's {' '.join(packages)}", file=sys.stderr)
-        quiet = {"stdout": subprocess.DEVNULL}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, **quiet)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", *packages],
-            check=True,
-            **quiet,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-        found = shutil.which(binary)
+    _install_debian(packages)
+    found = shutil.which(binary)
     if not found:
         raise HarnessError(f"{binary} not found: {advice}")
     return found
@@ -376,6 +394,7 @@ def main() -> int:
             print(ensure_mongo_java_server())
             print(ensure_redis())
             print(ensure_chromium())
+            print(ensure_cjk_fonts())
             return 0
         return run_demo()
     except HarnessError as error:

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from content import routes as content_routes
 from question_bank import routes as question_routes
+from scoring.assisted import routes as assisted_routes
 from scoring.integrity import routes as integrity_routes
 from scoring.irt import routes as irt_routes
 from scoring.quizzes import routes as quiz_routes
@@ -84,5 +85,6 @@ def setup(app: web.Application) -> None:
         content_routes,
         irt_routes,
         integrity_routes,
+        assisted_routes,
     ):
         domain_routes.setup(app, API)

@@ -49,6 +49,8 @@ async def remove_once(
         {"_id": cell_id, "applied": attempt_id},
         {"$inc": {k: Int64(-v) for k, v in inc.items()}, "$pull": {"applied": attempt_id}},
     )
+    # A cell left with nobody stays (n = 0): deleting it could race apply_once between its
+    # upsert and its guarded increment and lose that attempt. Readers skip empty channels.
 
 
 # What the estimates read: the sums, not the applied attempt ids nor the rebuild's tag.

@@ -66,6 +66,25 @@ class JumpQuery(ApiModel):
     township: str | None = Field(default=None, max_length=20)
 
 
+class JumpOut(ApiModel):
+    township_code: str
+    week: str
+    measure: Literal["participation", "mean_score"]
+    observed: float
+    expected: float
+    statistic: float
+    p_value: float
+    p_adjusted: float
+    test: str
+    history_weeks: int
+    detail: dict[str, Any]
+    found_at: str | None
+
+
+class JumpPage(Page[JumpOut]):
+    pass
+
+
 class ScreenSummary(ApiModel):
     screened: int
     flagged: int

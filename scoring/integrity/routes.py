@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from scoring.integrity import service
+from scoring.integrity.keys import SCREENING
 from scoring.integrity.models import (
     Decision,
     FlagOut,
     FlagPage,
     FlagQuery,
+    JumpPage,
     JumpQuery,
     ScreenSummary,
 )
@@ -33,7 +35,7 @@ async def list_flags(request: web.Request, *, query: FlagQuery) -> web.Response:
         period=query.period,
         township=query.township,
         status=query.status,
-        strong_only=bool(query.strong),
+        strong=query.strong,
         skip=query.skip,
         limit=query.page_size,
     )
@@ -64,17 +66,23 @@ async def decide(request: web.Request, *, body: Decision) -> web.Response:
     return json_response(flag)
 
 
-@endpoint(roles=REVIEWERS, query=JumpQuery, tag="integrity")
+@endpoint(roles=REVIEWERS, query=JumpQuery, response=JumpPage, tag="integrity")
 async def township_jumps(request: web.Request, *, query: JumpQuery) -> web.Response:
     """Township-weeks whose participation or mean score jumped far above their history."""
     items = await service.jumps(request.app[DB], township=query.township)
     return json_response({"items": items, "total": len(items), "page": 1, "page_size": len(items)})
 
 
-@endpoint(roles=REVIEWERS, response=ScreenSummary, tag="integrity")
+@endpoint(roles=REVIEWERS, response=ScreenSummary, tag="integrity", errors=(409,))
 async def screen_now(request: web.Request) -> web.Response:
-    """Run the nightly screening now (the last 7 days, and the township-week jumps)."""
-    summary = await service.full_pass(request.app[DB], datetime.now(UTC))
+    """Run the nightly screening now (the last 7 days, and the township-week jumps); 409
+    while a screening pass runs in any process."""
+    summary = await service.screen_now(
+        request.app[DB], request.app[SCREENING].owner, datetime.now(UTC)
+    )
+    await record_request(
+        request, action="integrity_screen", subject="flags", detail=summary.as_dict()
+    )
     return json_response(summary.as_dict())
 
 

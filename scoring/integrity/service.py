@@ -5,8 +5,10 @@ Screening runs the pure detectors (`scoring.integrity.detectors.screen`) over st
 assessments and keeps one flag per attempt they name:
 
 * as attempts arrive: every minute, the assessments stored since the last pass (those older
-  than `SETTLE`, so none is still on its way through a submit), with the week before as
-  history (norms, copying partners, a phone's earlier residents);
+  than `SETTLE`, so none is still on its way through a submit), with the two days before as
+  history (copying partners and a phone's residents close in time), and the norms, position
+  chances and copying model fitted by this process's last nightly pass (fitted on the week
+  when it has none), so a minute's work stays small on a busy county;
 * nightly (from 02:00 county time): the last 7 days again with the 21 days before as history
   (a copying partner or a phone's fourth resident may have arrived after the first pass),
   and the township-week jumps of the current and previous week against the 8 weeks before.
@@ -29,29 +31,34 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from pymongo.asynchronous.database import AsyncDatabase
 
 from scoring.integrity import storage
+from scoring.integrity.copying import fit_copying_model
 from scoring.integrity.detectors import (
     STRONG,
     AttemptRecord,
     Flag,
+    WeekStats,
     combined_score,
+    position_chances,
     screen,
+    speed_norms,
     township_jumps,
-    week_stats,
 )
 from scoring.quizzes import service as quiz_service
 from server.county import service as county_service
 from server.county.periods import COUNTY_TZ, period_keys
-from server.kernel.errors import NotFound
+from server.kernel.errors import Conflict, NotFound
 from server.kernel.logs import log_background_failure
 
 log = logging.getLogger(__name__)
 Document = dict[str, Any]
 
 SETTLE = timedelta(seconds=120)  # a submit is stored within its 10 s deadline; margin
-ARRIVAL_CONTEXT = timedelta(days=7)
+ARRIVAL_CONTEXT = timedelta(days=2)
+MODEL_CONTEXT = timedelta(days=7)
 NIGHT_BATCH = timedelta(days=7)
 NIGHT_HISTORY = timedelta(days=21)
 JUMP_WEEKS = 10  # the current and previous week, and 8 weeks of history
@@ -101,28 +108,76 @@ async def _records(db: AsyncDatabase, start: datetime, end: datetime) -> list[Do
     return await quiz_service.assessments_between(db, start, end)
 
 
+@dataclass(frozen=True)
+class Models:
+    """What the detectors fit on a week of attempts, reused by the minute passes."""
+
+    norms: Any
+    chances: Any
+    copying: Any
+
+    @classmethod
+    def fit(cls, pool: Sequence[AttemptRecord]) -> Models:
+        return cls(speed_norms(pool), position_chances(pool), fit_copying_model(pool))
+
+
 async def screen_window(
-    db: AsyncDatabase, *, start: datetime, end: datetime, history_start: datetime
+    db: AsyncDatabase,
+    *,
+    start: datetime,
+    end: datetime,
+    history_start: datetime,
+    models: Models | None = None,
 ) -> PassSummary:
     """Screen the assessments submitted in [start, end) against those since `history_start`
-    and record their flags."""
+    (with `models` fitted before, else fitted on them) and record their flags."""
     began = time.perf_counter()
     batch_docs = await _records(db, start, end)
     history_docs = await _records(db, history_start, start) if batch_docs else []
     batch = [AttemptRecord.from_doc(d) for d in batch_docs]
     history = [AttemptRecord.from_doc(d) for d in history_docs]
-    flags = await asyncio.to_thread(screen, batch, history=history) if batch else []
+    flags: list[Flag] = []
+    if batch:
+        flags = await asyncio.to_thread(_screen, batch, history, models)
     docs = {str(d["_id"]): d for d in (*batch_docs, *history_docs)}
-    strong = await _record_flags(db, flags, docs)
-    if flags:
-        await county_service.bump_stats_version(db, "integrity")
+    strong, periods = await _record_flags(db, flags, docs)
+    await _bump(db, periods)
     return PassSummary(len(batch), len(flags), strong, seconds=time.perf_counter() - began)
 
 
-async def _record_flags(db: AsyncDatabase, flags: Sequence[Flag], docs: dict[str, Document]) -> int:
+def _screen(
+    batch: list[AttemptRecord], history: list[AttemptRecord], models: Models | None
+) -> list[Flag]:
+    if models is None:
+        return screen(batch, history=history)
+    return screen(
+        batch,
+        history=history,
+        norms=models.norms,
+        chances=models.chances,
+        copying_model=models.copying,
+    )
+
+
+async def _bump(db: AsyncDatabase, periods: set[str]) -> None:
+    """Refit the figures of these periods only (their flag counts or open flags changed)."""
+    if periods:
+        await county_service.bump_stats_version(
+            db, *(f"integrity_by_period.{p}" for p in sorted(periods))
+        )
+
+
+async def _record_flags(
+    db: AsyncDatabase, flags: Sequence[Flag], docs: dict[str, Document]
+) -> tuple[int, set[str]]:
+    """Store the flags; returns how many are strong and the periods whose reported figures
+    change (a new flag, or one that became strong or stopped being)."""
     now = datetime.now(UTC)
     public = {attempt_id: flag_id_of(attempt_id) for attempt_id in docs}
-    strong = 0
+    known = await storage.strong_before(
+        db, [public[f.attempt_id] for f in flags if f.attempt_id in public]
+    )
+    strong, changed = 0, set[str]()
     for flag in flags:
         attempt = docs.get(flag.attempt_id)
         if attempt is None:
@@ -131,13 +186,14 @@ async def _record_flags(db: AsyncDatabase, flags: Sequence[Flag], docs: dict[str
             r.code: {"strength": round(r.strength, 4), "evidence": _public(r.detail, public)}
             for r in flag.reasons
         }
-        stored = await storage.record_reasons(
-            db, public[flag.attempt_id], _flag_fields(attempt, now), reasons
-        )
+        flag_id = public[flag.attempt_id]
+        stored = await storage.record_reasons(db, flag_id, _flag_fields(attempt, now), reasons)
         score = round(combined_score(r["strength"] for r in stored["reasons"].values()), 4)
         strong += score >= STRONG
-        await storage.set_score(db, stored["_id"], score, score >= STRONG, now)
-    return strong
+        await storage.set_score(db, flag_id, score, score >= STRONG, now)
+        if known.get(flag_id) != (score >= STRONG):
+            changed.update(stored.get("counts_in") or ())
+    return strong, changed
 
 
 def _flag_fields(attempt: Document, now: datetime) -> Document:
@@ -155,7 +211,6 @@ def _flag_fields(attempt: Document, now: datetime) -> Document:
         "channel": attempt.get("channel"),
         "submitted_at": submitted,
         "week": periods["week"],
-        "period_keys": sorted({periods["month"][:4], periods["month"], periods["week"]}),
         "counts_in": counts_in,
         "created_at": now,
     }
@@ -172,11 +227,35 @@ def _public(value: Any, ids: dict[str, str]) -> Any:
     return value
 
 
+def _week_stats(docs: Sequence[Document]) -> dict[tuple[str, str], WeekStats]:
+    """Each township-week's assessments: count, mean and SD of the total (0-100)."""
+    totals: dict[tuple[str, str], list[float]] = {}
+    for doc in docs:
+        township = (doc.get("profile") or {}).get("township_code")
+        submitted = doc["submitted_at"]
+        if township is None:
+            continue
+        if submitted.tzinfo is None:
+            submitted = submitted.replace(tzinfo=UTC)
+        week = period_keys(submitted)["week"]
+        totals.setdefault((township, week), []).append(float(doc["assessment"]["total"]))
+    return {
+        key: WeekStats(
+            key[0],
+            key[1],
+            len(values),
+            float(np.mean(values)),
+            float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        )
+        for key, values in totals.items()
+    }
+
+
 async def township_week_jumps(db: AsyncDatabase, now: datetime) -> int:
     """Find the jumps of this week and the last against each township's 8 weeks before, and
     keep them in place of those found before for these weeks."""
-    docs = await _records(db, now - timedelta(weeks=JUMP_WEEKS), now)
-    weeks = week_stats([AttemptRecord.from_doc(d) for d in docs])
+    docs = await quiz_service.assessment_totals_between(db, now - timedelta(weeks=JUMP_WEEKS), now)
+    weeks = _week_stats(docs)
     this_week = period_keys(now)["week"]
     last_week = period_keys(now - timedelta(weeks=1))["week"]
     current = {key: w for key, w in weeks.items() if key[1] in (this_week, last_week)}
@@ -207,12 +286,50 @@ async def township_week_jumps(db: AsyncDatabase, now: datetime) -> int:
     return len(jumps)
 
 
-async def full_pass(db: AsyncDatabase, now: datetime) -> PassSummary:
-    """The nightly pass: the last 7 days against the 21 before, then the township-week jumps."""
+async def full_pass(db: AsyncDatabase, now: datetime) -> tuple[PassSummary, Models | None]:
+    """The nightly pass: the last 7 days against the 21 before, then the township-week jumps
+    and a check that every decided flag's attempt follows it. Returns the models fitted on
+    the week, for the minute passes."""
     start = now - NIGHT_BATCH
-    summary = await screen_window(db, start=start, end=now, history_start=start - NIGHT_HISTORY)
+    week = [AttemptRecord.from_doc(d) for d in await _records(db, now - MODEL_CONTEXT, now)]
+    models = await asyncio.to_thread(Models.fit, week) if week else None
+    summary = await screen_window(
+        db, start=start, end=now, history_start=start - NIGHT_HISTORY, models=models
+    )
     jumps = await township_week_jumps(db, now)
-    return PassSummary(summary.screened, summary.flagged, summary.strong, jumps, summary.seconds)
+    await repair_decisions(db)
+    totals = PassSummary(summary.screened, summary.flagged, summary.strong, jumps, summary.seconds)
+    return totals, models
+
+
+async def repair_decisions(db: AsyncDatabase) -> None:
+    """Apply every decided flag's last decision to its attempt and cells again: a decision cut
+    off between the flag and the attempt (a crash, a deadline) is finished here. Idempotent:
+    the attempt takes a decision number only once, and the cells follow the attempt."""
+    for flag in await storage.decided_flags(db):
+        await quiz_service.set_exclusion(
+            db,
+            flag["attempt_id"],
+            excluded=flag["status"] == "excluded",
+            seq=int(flag.get("decision_seq") or 0),
+        )
+
+
+async def screen_now(db: AsyncDatabase, owner: str, now: datetime) -> PassSummary:
+    """The nightly pass on demand, under the screening lease (409 while a pass runs)."""
+    if not await storage.take_lease(db, owner, now, now + LEASE):
+        raise ScreeningBusy()
+    try:
+        summary, _ = await full_pass(db, now)
+        await storage.advance(db, owner, {"night_at": now})
+        return summary
+    finally:
+        await storage.release_lease(db, owner)
+
+
+class ScreeningBusy(Conflict):
+    code = "screening_running"
+    message = "诚信筛查正在进行，请稍后再试"
 
 
 def _night_due(state: Document, now: datetime) -> bool:
@@ -232,6 +349,8 @@ class Screening:
     def __init__(self, db: AsyncDatabase) -> None:
         self.db = db
         self.owner = f"{os.getpid()}:{os.urandom(6).hex()}"
+        self.models: Models | None = None
+        self.models_at: datetime | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         delay = 30.0
@@ -256,20 +375,36 @@ class Screening:
             if start.tzinfo is None:
                 start = start.replace(tzinfo=UTC)
             end = now - SETTLE
+            if _night_due(state, now):
+                night, self.models = await full_pass(self.db, now)
+                self.models_at = now
+                await storage.advance(self.db, self.owner, {"night_at": now})
+                log.info("nightly integrity screening", extra=night.as_dict())
             summary = await screen_window(
-                self.db, start=start, end=end, history_start=start - ARRIVAL_CONTEXT
+                self.db,
+                start=start,
+                end=end,
+                history_start=start - ARRIVAL_CONTEXT,
+                models=await self._models(now),
             )
             if end > start:
                 await storage.advance(self.db, self.owner, {"screened_until": end})
             if summary.flagged:
                 log.info("integrity screening", extra=summary.as_dict())
-            if _night_due(state, now):
-                night = await full_pass(self.db, now)
-                await storage.advance(self.db, self.owner, {"night_at": now})
-                log.info("nightly integrity screening", extra=night.as_dict())
             return summary
         finally:
             await storage.release_lease(self.db, self.owner)
+
+    async def _models(self, now: datetime) -> Models | None:
+        """This process's models, refitted on the last week when a day old or missing (the
+        nightly pass may have run in another process)."""
+        if self.models_at is None or now - self.models_at > timedelta(days=1):
+            week = [
+                AttemptRecord.from_doc(d) for d in await _records(self.db, now - MODEL_CONTEXT, now)
+            ]
+            self.models = await asyncio.to_thread(Models.fit, week) if week else None
+            self.models_at = now
+        return self.models
 
 
 # ------------------------------------------------------------------ review
@@ -318,7 +453,7 @@ async def list_flags(
     period: str | None,
     township: str | None,
     status: str | None,
-    strong_only: bool,
+    strong: bool | None,
     skip: int,
     limit: int,
 ) -> tuple[list[Document], int]:
@@ -327,7 +462,7 @@ async def list_flags(
         period=period,
         township=township,
         status=status,
-        strong_only=strong_only,
+        strong=strong,
         skip=skip,
         limit=limit,
     )
@@ -350,12 +485,18 @@ async def decide(
     doc = await storage.decide(db, flag_id, entry)
     if doc is None:
         raise FlagNotFound()
-    if doc.get("attempt_id"):
-        await quiz_service.set_exclusion(
-            db, doc["attempt_id"], excluded=status == "excluded", seq=int(doc["decision_seq"])
-        )
-    await county_service.bump_stats_version(db, "integrity")
+    # Shielded: a decision recorded on the flag is carried to the attempt and the cells even
+    # if the request is cut off (the nightly repair_decisions covers a crash).
+    await asyncio.shield(_apply_decision(db, doc, excluded=status == "excluded"))
     return flag_view(doc)
+
+
+async def _apply_decision(db: AsyncDatabase, flag: Document, *, excluded: bool) -> None:
+    if flag.get("attempt_id"):
+        await quiz_service.set_exclusion(
+            db, flag["attempt_id"], excluded=excluded, seq=int(flag["decision_seq"])
+        )
+    await _bump(db, set(flag.get("counts_in") or ()))
 
 
 async def flag(db: AsyncDatabase, flag_id: str) -> Document:

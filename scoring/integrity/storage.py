@@ -44,6 +44,12 @@ async def record_reasons(
     return doc
 
 
+async def strong_before(db: AsyncDatabase, flag_ids: list[str]) -> dict[str, bool]:
+    """Whether each existing flag was strong (flags not yet stored are absent)."""
+    docs = await store.find(db[FLAGS], {"_id": {"$in": flag_ids}}, {"strong": 1}).to_list()
+    return {doc["_id"]: bool(doc.get("strong")) for doc in docs}
+
+
 async def set_score(
     db: AsyncDatabase, flag_id: str, score: float, strong: bool, at: datetime
 ) -> None:
@@ -73,7 +79,8 @@ async def decide(db: AsyncDatabase, flag_id: str, decision: Document) -> Documen
 def _flag_query(period: str | None, township: str | None, status: str | None) -> Document:
     query: Document = {}
     if period is not None:
-        query["period_keys"] = period
+        # A week as submitted; a month or year as the figures count it.
+        query["week" if "W" in period else "counts_in"] = period
     if township is not None:
         query["township_code"] = township
     if status is not None:
@@ -87,13 +94,13 @@ async def list_flags(
     period: str | None,
     township: str | None,
     status: str | None,
-    strong_only: bool,
+    strong: bool | None,
     skip: int,
     limit: int,
 ) -> tuple[list[Document], int]:
     query = _flag_query(period, township, status)
-    if strong_only:
-        query["strong"] = True
+    if strong is not None:
+        query["strong"] = strong
     total = await db[FLAGS].count_documents(query)
     cursor = (
         store.find(db[FLAGS], query)
@@ -109,6 +116,13 @@ async def flags_counting_in(db: AsyncDatabase, period: str) -> list[Document]:
     count per township, and the open ones' attempts for the share without them."""
     fields = {"attempt_id": 1, "township_code": 1, "status": 1, "strong": 1}
     return await store.find(db[FLAGS], {"counts_in": period}, fields).to_list()
+
+
+async def decided_flags(db: AsyncDatabase) -> list[Document]:
+    """Flags with a decision, for the nightly check that each attempt follows its flag."""
+    query = {"status": {"$ne": "open"}, "attempt_id": {"$ne": None}}
+    fields = {"attempt_id": 1, "status": 1, "decision_seq": 1, "counts_in": 1}
+    return await store.find(db[FLAGS], query, fields).to_list()
 
 
 async def forget_resident(db: AsyncDatabase, user_id: str) -> None:

@@ -83,7 +83,7 @@ async def _resume(ctx: QuizContext, held: str, open_after: float) -> Document | 
 
 
 def issue(ctx: QuizContext, *, user: Document, channel: str | None, now: datetime) -> str:
-    form = _draw_form(ctx.bank)
+    form = draw_form(ctx.bank)
     if form is None:
         raise AssessmentUnavailable()
     issued_at = int(now.timestamp())
@@ -100,7 +100,7 @@ def issue(ctx: QuizContext, *, user: Document, channel: str | None, now: datetim
     return tickets.encode(ticket, ctx.signing_key)
 
 
-def _draw_form(bank: BankCache) -> list[assembly.ServedQuestion] | None:
+def draw_form(bank: BankCache) -> list[assembly.ServedQuestion] | None:
     """From the calibrated bank (equal information at the cut, exposure capped) once there is
     a scale, else by strata of observed facility."""
     rng = random.Random()

@@ -25,6 +25,17 @@ Document = dict[str, Any]
 
 
 SUBMIT_GRACE_SECONDS = 30  # a slow rural connection may deliver the answers a little late
+# An offline pack's quiz is answered while its ticket is valid but reaches the server only
+# when the phone next finds a network: a resident who answers on the last day before a
+# market-day trip to town, or whose village has coverage only on the hill, needs days, not
+# seconds. Three days covers a long weekend without signal; the points still go to the
+# period the answers arrive in (see offline_mode), so a late batch can't reopen a week.
+OFFLINE_GRACE_SECONDS = 3 * 86400
+
+
+def grace_seconds(ticket: tickets.Ticket) -> int:
+    """How long after its deadline a submit of this ticket is still accepted."""
+    return OFFLINE_GRACE_SECONDS if ticket.offline else SUBMIT_GRACE_SECONDS
 
 
 class QuizExpired(Conflict):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
@@ -10,6 +11,17 @@ from server.county.vocab import TOPICS
 from server.kernel.models import ApiModel, PageQuery
 
 ChoiceKey = Annotated[str, StringConstraints(pattern=r"^[A-F]$")]
+
+
+# Channels the server sets itself, which a resident can't claim as a campaign code: the
+# statistics count attempts by channel, and the integrity checks read helpers' and offline
+# attempts differently.
+RESERVED_CHANNELS = {
+    "self": "自主参与",
+    "assisted": "协助员当面协助",
+    "paper": "纸质答卷",
+    "offline": "离线练习",
+}
 
 
 class QuizStart(ApiModel):
@@ -26,10 +38,11 @@ class QuizStart(ApiModel):
 
     @field_validator("channel")
     @classmethod
-    def _not_self(cls, value: str | None) -> str | None:
-        # "self" names residents who came without a campaign code in the statistics.
-        if value is not None and value.lower() == "self":
-            raise ValueError("渠道代码不能为 self（该名称表示自主参与）")
+    def _not_reserved(cls, value: str | None) -> str | None:
+        if value is not None and value.lower() in RESERVED_CHANNELS:
+            raise ValueError(
+                f"渠道代码不能为 {value.lower()}（该名称表示{RESERVED_CHANNELS[value.lower()]}）"
+            )
         return value
 
 
@@ -131,6 +144,83 @@ class QuizResult(ApiModel):
     theta: float | None = None
     theta_se: float | None = None
     raw_total: float | None = None
+
+
+# ------------------------------------------------------------------ offline answering
+
+OFFLINE_PACK_MAX = 5
+BATCH_MAX = 20
+ANSWERED_AT_FORMAT = "作答时间应为带时区的 ISO 8601 时间，例如 2025-03-01T08:30:00+08:00"
+# A quiz id is a signed ticket of a few hundred characters (an assessment's is the longest).
+QUIZ_ID_MAX = 2048
+
+
+class OfflinePackRequest(ApiModel):
+    count: int = Field(default=3, ge=1, le=OFFLINE_PACK_MAX)
+    topic: str | None = None
+
+    @field_validator("topic")
+    @classmethod
+    def _known_topic(cls, value: str | None) -> str | None:
+        if value is not None and value not in TOPICS:
+            raise ValueError(f"未知主题「{value}」，可选：{'、'.join(TOPICS)}")
+        return value
+
+
+class OfflinePack(ApiModel):
+    """Practice quizzes to answer without a connection (no answer keys), valid until
+    `valid_until`, then submitted with POST /quizzes/batch-submit."""
+
+    quizzes: list[QuizOut]
+    valid_until: str
+
+
+class OfflineSubmission(ApiModel):
+    quiz_id: str = Field(min_length=1, max_length=QUIZ_ID_MAX)
+    answers: list[Answer] = Field(max_length=50)
+    # When the resident finished answering, by the phone's clock (with its offset).
+    answered_at: datetime
+
+    @field_validator("answered_at", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        # Only ISO 8601 text, as the contract says (pydantic would also take a Unix number).
+        if not isinstance(value, str):
+            raise ValueError(ANSWERED_AT_FORMAT)
+        return value
+
+    @field_validator("answered_at")
+    @classmethod
+    def _with_offset(cls, value: datetime) -> datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(ANSWERED_AT_FORMAT)
+        return value
+
+
+class BatchSubmit(ApiModel):
+    submissions: list[OfflineSubmission] = Field(min_length=1, max_length=BATCH_MAX)
+
+    # Up to 20 quizzes of up to 50 answers each (a few hundred bytes apiece) and their ids.
+    max_body_bytes: ClassVar[int] = 512 * 1024
+
+
+class SubmissionError(ApiModel):
+    code: str
+    message: str
+
+
+class SubmissionOutcome(ApiModel):
+    """One submission of a batch: accepted (stored now), duplicate (stored before: the stored
+    result, unchanged) or rejected (with the reason; nothing stored)."""
+
+    quiz_id: str
+    status: Literal["accepted", "duplicate", "rejected"]
+    result: QuizResult | None
+    error: SubmissionError | None
+
+
+class BatchResult(ApiModel):
+    results: list[SubmissionOutcome]
 
 
 class LeaderboardQuery(PageQuery):

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aiohttp import web
 
 from content import service as content_service
 from content.keys import ARTICLES
 from question_bank.keys import BANK
-from scoring.quizzes import adaptive_mode, flow, service
+from scoring.quizzes import adaptive_mode, flow, offline_mode, service
 from scoring.quizzes.keys import ATTEMPT_WRITER, LEADERBOARDS
 from scoring.quizzes.models import (
+    BatchResult,
+    BatchSubmit,
     LeaderboardQuery,
+    OfflinePack,
+    OfflinePackRequest,
     QuizOut,
     QuizResult,
     QuizStart,
@@ -81,6 +87,40 @@ async def submit_quiz(request: web.Request, *, body: QuizSubmit) -> web.Response
         client=client_paradata(request),
     )
     return json_response(result)
+
+
+@endpoint(
+    roles=RESIDENT,
+    body=OfflinePackRequest,
+    response=OfflinePack,
+    status=201,
+    tag="quizzes",
+    errors=(404, 409),
+)
+async def offline_pack(request: web.Request, *, body: OfflinePackRequest) -> web.Response:
+    """Practice quizzes to answer without a connection, valid for seven days (never an
+    assessment); submit them later with batch-submit."""
+    pack = await offline_mode.pack(
+        quiz_context(request.app),
+        user=await _resident(request),
+        count=body.count,
+        topic=body.topic,
+        now=datetime.now(UTC),
+    )
+    return json_response(pack, status=201)
+
+
+@endpoint(roles=RESIDENT, body=BatchSubmit, response=BatchResult, tag="quizzes", errors=(404,))
+async def batch_submit(request: web.Request, *, body: BatchSubmit) -> web.Response:
+    """Submit quizzes answered offline, each once: a result per submission, in order
+    (accepted, duplicate with the stored result, or rejected with the reason)."""
+    results = await offline_mode.batch_submit(
+        quiz_context(request.app),
+        user=await _resident(request),
+        submissions=body.submissions,
+        client=client_paradata(request),
+    )
+    return json_response({"results": results})
 
 
 @endpoint(roles=RESIDENT, body=StepAnswer, response=StepResult, tag="quizzes", errors=(409,))
@@ -180,6 +220,8 @@ def setup(app: web.Application, api: str) -> None:
     on_export(app, _export_resident)
     app.router.add_post(f"{api}/quizzes", start_quiz)
     app.router.add_get(f"{api}/articles/for-you", for_you)
+    app.router.add_post(f"{api}/quizzes/offline-pack", offline_pack)
+    app.router.add_post(f"{api}/quizzes/batch-submit", batch_submit)
     app.router.add_post(f"{api}/quizzes/{{quiz_id}}/submit", submit_quiz)
     app.router.add_post(f"{api}/quizzes/{{quiz_id}}/answer", answer_step)
     app.router.add_get(f"{api}/me/attempts", my_attempts)

@@ -29,6 +29,7 @@ from scoring.quizzes.flow import (
     QuizContext,
     QuizExpired,
     QuizNotFound,
+    grace_seconds,
     quiz_view,
     safe_redis,
 )
@@ -188,6 +189,24 @@ async def submit_quiz(
     """Score and store a submission once. `client` holds the request's salted network and
     device hashes (`server.kernel.pseudonyms.client_paradata`), kept as the attempt's
     paradata for the integrity checks."""
+    _, result = await submit_attempt(
+        ctx, user=user, quiz_id=quiz_id, answers=answers, client=client
+    )
+    return result
+
+
+async def submit_attempt(
+    ctx: QuizContext,
+    *,
+    user: Document,
+    quiz_id: str,
+    answers: list[Any],
+    client: Document | None = None,
+    answered_at: datetime | None = None,
+) -> tuple[bool, Document]:
+    """`submit_quiz`, also saying whether this call stored the attempt (True) or found it
+    stored (False, with the stored result). `answered_at` is when the resident answered, as
+    an offline client reports it (default: now); it sets the time spent, never the periods."""
     user_id = str(user["_id"])
     try:
         ticket = ctx.ticket(quiz_id)
@@ -198,32 +217,25 @@ async def submit_quiz(
     if ticket.mode == "adaptive":
         raise AdaptiveStepwise()
     now = datetime.now(UTC)
-    if now.timestamp() > ticket.deadline + SUBMIT_GRACE_SECONDS:
+    if now.timestamp() > ticket.deadline + grace_seconds(ticket):
         stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
         if stored is not None:  # a late retry of a submit that was accepted in time
-            await _settle_replay(ctx, stored)
-            return await result_view(ctx, stored)
+            return False, await replay(ctx, stored)
         raise QuizExpired()
     chosen = _validate_answers(ticket, answers)
-    questions = await _served_questions(ctx, ticket.questions)
-    doc = await _score(
-        ctx, user=user, ticket=ticket, quiz_id=quiz_id, chosen=chosen, questions=questions, now=now
+    questions = await served_questions(ctx, ticket.questions)
+    doc = await scored_attempt(
+        ctx,
+        user=user,
+        ticket=ticket,
+        quiz_id=quiz_id,
+        chosen=chosen,
+        questions=questions,
+        now=now,
+        answered_at=answered_at,
     )
     doc["paradata"] = paradata(ticket, answers, client or {}, elapsed=doc["review"]["seconds"])
-    if not await ctx.writer.insert(doc):
-        # Already stored: a retry, or a concurrent duplicate that won the race. The stored
-        # result is returned unchanged (it is the one the points were awarded for).
-        stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
-        if stored is not None:
-            await _settle_replay(ctx, stored)
-            return await result_view(ctx, stored)
-        if ticket.mode == "assessment":
-            raise assessments.AssessmentDone()
-        raise AlreadyDone("本期答题已完成，不能重复提交")
-    # Stored: its effects run to the end even if the client hangs up or the deadline
-    # passes meanwhile (a cancelled request would otherwise leave them half done).
-    await asyncio.shield(_settle(ctx, doc, questions))
-    return await result_view(ctx, doc)
+    return await store_scored(ctx, doc, questions)
 
 
 async def _settle(ctx: QuizContext, doc: Document, questions: dict[str, PublishedQuestion]) -> None:
@@ -250,7 +262,11 @@ async def count_in_cells(db: AsyncDatabase, attempt: Document) -> None:
     unless a reviewer excluded it."""
     if "assessment" not in attempt or not attempt.get("cells_pending"):
         return
-    if not attempt.get("excluded"):
+    if attempt.get("excluded"):
+        # Excluded: it may still have been applied by a submit that died before settling,
+        # so take it out (a guarded no-op when it is not in the cells).
+        await reconcile_cells(db, attempt["_id"])
+    else:
         await assessment_service.apply(db, attempt)
         # A reviewer's exclusion may have landed while this was on its way; its removal
         # then found nothing to remove, so settle the cells on the decision now.
@@ -263,6 +279,13 @@ async def count_in_cells(db: AsyncDatabase, attempt: Document) -> None:
 async def assessments_between(db: AsyncDatabase, start: datetime, end: datetime) -> list[Document]:
     """Stored assessments submitted in [start, end), as the integrity checks read them."""
     return await storage.assessments_between(db, start, end).to_list()
+
+
+async def assessment_totals_between(
+    db: AsyncDatabase, start: datetime, end: datetime
+) -> list[Document]:
+    """Township, time and total of the assessments submitted in [start, end)."""
+    return await storage.assessment_totals_between(db, start, end)
 
 
 async def assessments_by_id(db: AsyncDatabase, attempt_ids: list[str]) -> list[Document]:
@@ -297,7 +320,7 @@ async def reconcile_cells(db: AsyncDatabase, attempt_id: str) -> None:
         again = await storage.cell_input(db, attempt_id)
         if again is None or bool(again.get("excluded")) == excluded:
             return
-    log.warning("cells not settled on an integrity decision", extra={"id": attempt_id})
+    log.warning("cells not settled on an integrity decision after several rounds")
 
 
 SWEEP_EVERY_SECONDS = 600
@@ -333,9 +356,14 @@ async def sweep_uncounted(db: AsyncDatabase, stop: asyncio.Event) -> None:
 
 
 async def rebuild_cells(db: AsyncDatabase) -> int:
-    """Recompute the literacy cells from every stored assessment (`rebuild-stats`)."""
+    """Recompute the literacy cells from every stored assessment (`rebuild-stats`). An
+    integrity decision taken while the rebuild read the attempts is settled again after the
+    swap, which would otherwise have put back what it removed (or left out what it kept)."""
+    started = datetime.now(UTC)
     count = await assessment_service.rebuild(db, storage.scored_assessments(db))
     await storage.mark_all_counted(db)
+    for attempt_id in await storage.decided_since(db, started - timedelta(seconds=1)):
+        await reconcile_cells(db, attempt_id)
     return count
 
 
@@ -383,6 +411,9 @@ def paradata(
         "ip_hash": client.get("ip_hash"),
         "device_hash": client.get("device_hash"),
         "helper_id": client.get("helper_id"),
+        # Offline: `seconds` runs from issue to the answering time the client reports, not
+        # to the server's receipt, so it is the client's claim (and includes days of waiting).
+        **({"offline": True} if ticket.offline else {}),
     }
 
 
@@ -409,7 +440,7 @@ def _validate_answers(ticket: tickets.Ticket, answers: list[Any]) -> dict[str, s
     return chosen
 
 
-async def _served_questions(
+async def served_questions(
     ctx: QuizContext, refs: Iterable[tickets.QuizRef]
 ) -> dict[str, PublishedQuestion]:
     """The exact versions served, from the cache or (if edited since) from version history."""
@@ -441,7 +472,7 @@ async def _served_questions(
     return found
 
 
-async def _score(
+async def scored_attempt(
     ctx: QuizContext,
     *,
     user: Document,
@@ -450,7 +481,10 @@ async def _score(
     chosen: dict[str, set[str]],
     questions: dict[str, PublishedQuestion],
     now: datetime,
+    answered_at: datetime | None = None,
 ) -> Document:
+    """The attempt to store, received `now`: periods, points and `submitted_at` follow the
+    receipt; the time spent follows `answered_at` when an offline client reports it."""
     marks = {}
     # The assessment is scored as the national survey is: all or nothing per item.
     credit = "none" if ticket.mode == "assessment" else ctx.partial_credit
@@ -463,7 +497,7 @@ async def _score(
     # The assessment is a measure, not a game: it earns no points for the leaderboards.
     points = 0 if ticket.mode == "assessment" else score + bonus
     profile = user.get("profile", {})
-    elapsed = now.timestamp() - ticket.issued_at
+    elapsed = (answered_at or now).timestamp() - ticket.issued_at
     doc = {
         "_id": ticket.attempt_id,
         "user_id": str(user["_id"]),
@@ -504,6 +538,8 @@ async def _score(
             "seconds": round(elapsed, 1),
         },
     }
+    if ticket.offline:  # from an offline pack, answered when the client says (its claim)
+        doc.update(offline=True, answered_at=answered_at or now)
     if ticket.mode == "daily":
         doc["once_key"] = f"{doc['user_id']}:daily:{periods['day']}"
     elif ticket.mode == "contest":
@@ -523,7 +559,7 @@ async def result_view(ctx: QuizContext, attempt: Document) -> Document:
     refs = [
         tickets.QuizRef(i["question_id"], i["version"], tuple(i["order"])) for i in attempt["items"]
     ]
-    questions = await _served_questions(ctx, refs)
+    questions = await served_questions(ctx, refs)
     view: Document = {
         "quiz_id": attempt["quiz_id"],
         "score": attempt["score"],
@@ -746,3 +782,34 @@ async def weak_topics(kv: Kv, *, user_id: str) -> tuple[str, ...]:
 async def store_demo_attempts(db: AsyncDatabase, docs: list[Document]) -> None:
     """Store synthetic attempts (the demo seed), skipping those already stored."""
     await storage.insert_new_attempts(db, docs)
+
+
+# ------------------------------------------------------------------ attempts scored elsewhere
+
+
+async def replay(ctx: QuizContext, stored: Document) -> Document:
+    """The result of an attempt stored before, after finishing what its first store may not
+    have (cells, boards: each takes an attempt once)."""
+    await _settle_replay(ctx, stored)
+    return await result_view(ctx, stored)
+
+
+async def store_scored(
+    ctx: QuizContext, doc: Document, questions: dict[str, PublishedQuestion]
+) -> tuple[bool, Document]:
+    """Store a scored attempt once and settle it: (True, its result), or (False, the result
+    stored before under the same id). A second assessment of the month is a 409."""
+    if not await ctx.writer.insert(doc):
+        stored = await storage.get_attempt(ctx.db, doc["_id"])
+        if stored is not None:
+            return False, await replay(ctx, stored)
+        if doc["mode"] == "assessment":
+            raise assessments.AssessmentDone()
+        raise AlreadyDone("本期答题已完成，不能重复提交")
+    await asyncio.shield(_settle(ctx, doc, questions))
+    return True, await result_view(ctx, doc)
+
+
+async def attempts_by_helper(db: AsyncDatabase) -> dict[str, Document]:
+    """Attempts each helper answered with residents, by channel (assisted, paper)."""
+    return await storage.attempts_by_helper(db)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import UpdateOne
@@ -44,6 +45,14 @@ async def get_attempt(db: AsyncDatabase, attempt_id: str) -> Document | None:
     return await db[ATTEMPTS].find_one({"_id": attempt_id})
 
 
+async def get_attempts(db: AsyncDatabase, attempt_ids: list[str]) -> dict[str, Document]:
+    """The stored attempts among these ids, by id (one query for a batch of submissions)."""
+    if not attempt_ids:
+        return {}
+    found = await store.find(db[ATTEMPTS], {"_id": {"$in": attempt_ids}}).to_list()
+    return {doc["_id"]: doc for doc in found}
+
+
 async def user_attempts(
     db: AsyncDatabase, user_id: str, *, skip: int, limit: int
 ) -> tuple[list[Document], int]:
@@ -63,7 +72,17 @@ async def anonymise_attempts(db: AsyncDatabase, user_id: str) -> None:
     and the item statistics fold, which find attempts by `_id` (see docs/privacy.md)."""
     await db[ATTEMPTS].update_many(
         {"user_id": user_id},
-        {"$set": {"user_id": None, "anonymised": True}, "$unset": {"quiz_id": "", "once_key": ""}},
+        {
+            "$set": {"user_id": None, "anonymised": True},
+            # The device and network pseudonyms would link the erased attempts to the other
+            # residents behind the same phone or network.
+            "$unset": {
+                "quiz_id": "",
+                "once_key": "",
+                "paradata.device_hash": "",
+                "paradata.ip_hash": "",
+            },
+        },
     )
     await db["assessment_firsts"].delete_many({"_id": {"$regex": f"^{re.escape(user_id)}:"}})
     await db[ADAPTIVE_STEPS].delete_many({"user_id": user_id})
@@ -432,10 +451,15 @@ async def set_excluded(db: AsyncDatabase, attempt_id: str, *, excluded: bool, se
     """Record an integrity decision on the attempt unless a later one is already recorded
     (`seq` grows with each decision on its flag, so racing reviewers settle on the last)."""
     newer = {"$or": [{"excluded_seq": {"$lt": seq}}, {"excluded_seq": {"$exists": False}}]}
-    result = await db[ATTEMPTS].update_one(
-        {"_id": attempt_id, **newer}, {"$set": {"excluded": excluded, "excluded_seq": seq}}
-    )
+    fields = {"excluded": excluded, "excluded_seq": seq, "decided_at": datetime.now(UTC)}
+    result = await db[ATTEMPTS].update_one({"_id": attempt_id, **newer}, {"$set": fields})
     return result.modified_count == 1
+
+
+async def decided_since(db: AsyncDatabase, since: datetime) -> list[str]:
+    """Attempts whose integrity decision was recorded at or after `since`."""
+    docs = await store.find(db[ATTEMPTS], {"decided_at": {"$gte": since}}, {"_id": 1}).to_list()
+    return [str(doc["_id"]) for doc in docs]
 
 
 def assessments_between(db: AsyncDatabase, start: Any, end: Any) -> Any:
@@ -458,6 +482,14 @@ def assessments_between(db: AsyncDatabase, start: Any, end: Any) -> Any:
     }
     query = {"mode": "assessment", "submitted_at": {"$gte": start, "$lt": end}}
     return store.find(db[ATTEMPTS], query, fields)
+
+
+async def assessment_totals_between(db: AsyncDatabase, start: Any, end: Any) -> list[Document]:
+    """Township, time and total of the assessments submitted in [start, end): all that the
+    township-week jumps read (no answers)."""
+    fields = {"_id": 0, "profile.township_code": 1, "submitted_at": 1, "assessment.total": 1}
+    query = {"mode": "assessment", "submitted_at": {"$gte": start, "$lt": end}}
+    return await store.find(db[ATTEMPTS], query, fields).to_list()
 
 
 async def assessments_by_id(db: AsyncDatabase, attempt_ids: list[str]) -> list[Document]:
@@ -533,3 +565,20 @@ async def insert_new_attempts(db: AsyncDatabase, docs: list[Document]) -> None:
         except BulkWriteError as error:
             if not store.only_duplicates(error):
                 raise
+
+
+async def attempts_by_helper(db: AsyncDatabase) -> dict[str, Document]:
+    pipeline: list[Document] = [
+        {"$match": {"paradata.helper_id": {"$ne": None}}},
+        {
+            "$group": {
+                "_id": {"helper": "$paradata.helper_id", "channel": "$channel"},
+                "n": {"$sum": 1},
+            }
+        },
+    ]
+    counts: dict[str, Document] = {}
+    for row in await store.aggregate(db[ATTEMPTS], pipeline):
+        held = counts.setdefault(row["_id"]["helper"], {"assisted": 0, "paper": 0})
+        held[row["_id"]["channel"] or "self"] = int(row["n"])
+    return counts

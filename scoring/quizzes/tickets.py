@@ -15,8 +15,14 @@ from dataclasses import dataclass
 from bson import ObjectId
 
 MODES = ("daily", "practice", "contest", "assessment", "adaptive")
+# Version 1: no flags. Version 2: a flags byte after the version 1 header. A ticket without
+# flags is still written as version 1, so a process still on older code (a rolling deploy)
+# accepts it; every version stays decodable.
 _VERSION = 1
+_VERSION_FLAGS = 2
 _HEADER = struct.Struct(">BB12sII6sB")  # version, mode, user, issued, deadline, nonce, count
+_FLAGS = struct.Struct(">B")
+_OFFLINE = 1  # flag bit: issued in an offline pack (answered without a connection)
 _QUESTION = struct.Struct(">12sH3s")  # question id, version, option order (6 nibbles)
 _MAC_BYTES = 16
 
@@ -45,6 +51,9 @@ class Ticket:
     # Adaptive practice only: right/wrong of each question answered so far (all but the last
     # question, which is the one being asked). Encoded after the topic; absent otherwise.
     results: tuple[bool, ...] = ()
+    # Issued in an offline pack: valid for days, may be submitted in a batch with the time
+    # it was answered (scoring.quizzes.offline_mode). Independent of the mode.
+    offline: bool = False
 
     @property
     def attempt_id(self) -> str:
@@ -71,9 +80,10 @@ def _short_text(value: str) -> bytes:
 
 
 def encode(ticket: Ticket, key: bytes) -> str:
+    flags = _OFFLINE if ticket.offline else 0
     body = bytearray(
         _HEADER.pack(
-            _VERSION,
+            _VERSION_FLAGS if flags else _VERSION,
             MODES.index(ticket.mode),
             ObjectId(ticket.user_id).binary,
             ticket.issued_at,
@@ -82,6 +92,8 @@ def encode(ticket: Ticket, key: bytes) -> str:
             len(ticket.questions),
         )
     )
+    if flags:
+        body += _FLAGS.pack(flags)
     for ref in ticket.questions:
         body += _QUESTION.pack(
             ObjectId(ref.question_id).binary, ref.version, _pack_order(ref.order)
@@ -114,9 +126,13 @@ def decode(quiz_id: str, key: bytes, *previous: bytes) -> Ticket:
 
 def _parse(body: bytes) -> Ticket:
     version, mode, user, issued, deadline, nonce, count = _HEADER.unpack_from(body, 0)
-    if version != _VERSION:
+    if version not in (_VERSION, _VERSION_FLAGS):
         raise ValueError("ticket version")
     offset = _HEADER.size
+    flags = 0
+    if version == _VERSION_FLAGS:
+        (flags,) = _FLAGS.unpack_from(body, offset)
+        offset += _FLAGS.size
     refs = []
     for _ in range(count):
         qid, qversion, order = _QUESTION.unpack_from(body, offset)
@@ -138,6 +154,7 @@ def _parse(body: bytes) -> Ticket:
         channel,
         topic,
         results,
+        bool(flags & _OFFLINE),
     )
 
 

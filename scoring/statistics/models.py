@@ -13,13 +13,13 @@ Period = Annotated[str, StringConstraints(pattern=r"^\d{4}(-(0[1-9]|1[0-2]))?$")
 
 
 class LiteracyQuery(ApiModel):
-    by: Literal["township", "group", "county"] = "township"
+    by: Literal["township", "group", "county", "channel"] = "township"
     period: Period | None = None
     group: Group | None = None
 
 
 class ParticipationQuery(PageQuery):
-    by: Literal["township"] = "township"
+    by: Literal["township", "channel"] = "township"
     period: Period | None = None
 
 

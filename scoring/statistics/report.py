@@ -8,7 +8,7 @@ suppression last so that no share of a small row is ever computed into the outpu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,9 @@ class Frame:
     other_ages: dict[str, Document]  # "0-17" / "70+" -> summed cell
     channels: dict[str, Document]  # channel -> {"n", "literate"} (headline ages)
     respondents_all_ages: dict[str, int]  # township code -> respondents of every age
+    # channel -> (n, literate) per cell row (headline ages), for weighted shares by channel
+    channel_cells: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    channels_all_ages: dict[str, int] = field(default_factory=dict)  # channel -> respondents
 
 
 def frame(docs: list[Document], townships: list[str]) -> Frame:
@@ -53,11 +56,16 @@ def frame(docs: list[Document], townships: list[str]) -> Frame:
     tiers, dims = [], []
     other: dict[str, Document] = {}
     channels: dict[str, Document] = {}
+    by_channel: list[dict[str, tuple[int, int]]] = []
     everyone: dict[str, int] = dict.fromkeys(townships, 0)
+    channels_all_ages: dict[str, int] = {}
     for doc in docs:
         code = doc["township_code"]
         if code in everyone:
             everyone[code] += int(doc["n"])
+        for channel, sums in doc.get("channels", {}).items():
+            if sums.get("n", 0):  # a channel emptied by exclusions is not listed
+                channels_all_ages[channel] = channels_all_ages.get(channel, 0) + int(sums["n"])
         if doc["age_band"] in OTHER_AGE_NAMES:
             _add_other_age(other.setdefault(doc["age_band"], _empty_sums()), doc)
             continue
@@ -67,11 +75,23 @@ def frame(docs: list[Document], townships: list[str]) -> Frame:
         rows.append((*position, int(doc["n"]), int(doc["literate"])))
         tiers.append([doc.get("tiers", {}).get(t, 0) for t in TIERS])
         dims.append([doc["dims"][d]["s"] for d in DIMENSIONS])
+        row_channels = {}
         for channel, sums in doc.get("channels", {}).items():
+            if not sums.get("n", 0):
+                continue
             held = channels.setdefault(channel, {"n": 0, "literate": 0})
             held["n"] += sums.get("n", 0)
             held["literate"] += sums.get("literate", 0)
+            row_channels[channel] = (int(sums.get("n", 0)), int(sums.get("literate", 0)))
+        by_channel.append(row_channels)
     columns = np.array(rows, dtype=np.int64).reshape(-1, 7).T
+    channel_cells = {
+        channel: (
+            np.array([r.get(channel, (0, 0))[0] for r in by_channel], dtype=np.int64),
+            np.array([r.get(channel, (0, 0))[1] for r in by_channel], dtype=np.int64),
+        )
+        for channel in channels
+    }
     return Frame(
         est.Cells(*columns),
         np.array(tiers, dtype=float).reshape(-1, 4),
@@ -79,6 +99,8 @@ def frame(docs: list[Document], townships: list[str]) -> Frame:
         other,
         channels,
         everyone,
+        channel_cells,
+        channels_all_ages,
     )
 
 
@@ -258,6 +280,18 @@ def other_age_rows(analysis: Analysis) -> list[Document]:
     return _suppressed(rows, total=False)
 
 
+FIXED_CHANNELS = {
+    "self": "自主参与",
+    "assisted": "协助员当面协助",
+    "paper": "纸质答卷",
+    "offline": "离线作答",
+}
+
+
+def channel_name(channel: str) -> str:
+    return FIXED_CHANNELS.get(channel) or f"组织动员（{channel}）"
+
+
 def channel_rows(analysis: Analysis) -> list[Document]:
     rows = []
     for channel, sums in sorted(analysis.frame.channels.items()):
@@ -265,7 +299,7 @@ def channel_rows(analysis: Analysis) -> list[Document]:
         rows.append(
             {
                 "channel": channel,
-                "name": "自主参与" if channel == "self" else f"组织动员（{channel}）",
+                "name": channel_name(channel),
                 "respondents": n,
                 "raw_share": sums.get("literate", 0) / n if n else None,
             }
@@ -276,6 +310,43 @@ def channel_rows(analysis: Analysis) -> list[Document]:
         if suppressed:
             row["raw_share"] = None
     return rows
+
+
+def rows_by_channel(analysis: Analysis) -> list[Document]:
+    """One row per channel (self, campaign codes, assisted, paper): respondents, raw share,
+    and the share weighted by the county-wide raking weights of their cells (Wilson-Kish
+    interval). Channels are parts of one sample, not samples of their own: the headline
+    share counts them all."""
+    cells, weights = analysis.frame.cells, analysis.county_weights
+    rows = []
+    for channel, (n, literate) in sorted(analysis.frame.channel_cells.items()):
+        total, hits = int(n.sum()), int(literate.sum())
+        row: Document = {
+            "key": channel,
+            "name": channel_name(channel),
+            "respondents": total,
+            "raw_share": hits / total if total else None,
+            "weighted_share": None,
+            "ci_low": None,
+            "ci_high": None,
+            "raked_share": None,
+            "tiers": dict.fromkeys(("advanced", "literate", "basic", "low")),
+            "dimension_means": dict.fromkeys(DIMENSIONS),
+            "weakest_dimension": None,
+            "population": None,
+            "integrity": None,
+            "sensitivity": None,
+        }
+        if weights is not None and total:
+            part = est.Cells(
+                cells.township, cells.age, cells.gender, cells.education, cells.group, n, literate
+            )
+            share = est.domain_share(part, weights)
+            row["weighted_share"] = row["raked_share"] = float(share.estimate[0])
+            row["ci_low"], row["ci_high"] = float(share.lower[0]), float(share.upper[0])
+            row["n_eff"] = round(float(share.n_eff[0]), 1)
+        rows.append(row)
+    return _suppressed(rows)
 
 
 def _group_mask(cells: est.Cells, group: str | None) -> Any:

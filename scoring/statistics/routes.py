@@ -29,9 +29,10 @@ async def literacy(request: web.Request, *, query: LiteracyQuery) -> web.Respons
 
 @endpoint(roles=ANALYST, query=ParticipationQuery, tag="association")
 async def participation(request: web.Request, *, query: ParticipationQuery) -> web.Response:
-    """Respondents per 1,000 residents by township."""
+    """Respondents per 1,000 residents by township, or by channel (self, campaign codes,
+    assisted, paper)."""
     app = request.app
-    body = await estimates.participation(app[DB], app[ESTIMATES], period=query.period)
+    body = await estimates.participation(app[DB], app[ESTIMATES], period=query.period, by=query.by)
     return json_response({**body, **query.page_of(body.pop("items"))})
 
 

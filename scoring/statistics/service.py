@@ -47,6 +47,8 @@ METHOD = (
     "强标记测评时的比例。敏感性区间：假设在同一乡镇×年龄段×性别×文化程度单元内，具备科学素质者"
     "参与测评的可能性至多是其他居民的Γ倍（或至少1/Γ），则各单元比例的优势比在模型估计值的1/Γ至Γ倍"
     "之间，按普查人口加权得到比例的可能范围（Γ取1.25、1.5、2，不含抽样误差）。"
+    "参与渠道：居民自主参与、组织动员（渠道码）、协助员当面协助和纸质答卷的测评同样计分，全部计入"
+    "总体估计；分渠道比例用全县人口边际校准权重计算，仅供比较各渠道参与者的构成。"
 )
 
 
@@ -137,7 +139,7 @@ def _token(version: Document, period: str) -> str:
         version.get("cells"),
         version.get("cells_by_period", {}).get(period),
         version.get("census"),
-        version.get("integrity"),
+        version.get("integrity_by_period", {}).get(period),
     )
     return "|".join(str(part) for part in parts)
 
@@ -210,6 +212,8 @@ async def literacy(
         )
     elif by == "group":
         rows = cache.rows(analysis, "group", None, lambda: report.rows_by_group(analysis))
+    elif by == "channel":
+        rows = cache.rows(analysis, "channel", None, lambda: report.rows_by_channel(analysis))
     else:
         rows = [county]
     return {
@@ -253,12 +257,14 @@ async def _target(
 
 
 async def participation(
-    db: AsyncDatabase, cache: EstimatesCache, *, period: str | None
+    db: AsyncDatabase, cache: EstimatesCache, *, period: str | None, by: str = "township"
 ) -> Document:
-    """Respondents (of every age) per 1,000 residents, by township."""
+    """Respondents (of every age) per 1,000 residents, by township or by channel."""
     period = period or current_year()
     analysis = await cache.analysis(db, period)
     population = (await cache.county(db))["population_all_ages"]
+    if by == "channel":
+        return _participation_by_channel(analysis, period, sum(population.values()))
     items = []
     for township in analysis.townships:
         n = analysis.frame.respondents_all_ages.get(township["code"], 0)
@@ -270,6 +276,18 @@ async def participation(
     total_n = sum(item["respondents"] for item in items)
     county = _participation("county", COUNTY_NAME, total_n, sum(population.values()))
     return {"period": period, "by": "township", "items": items, "county": county}
+
+
+def _participation_by_channel(analysis: report.Analysis, period: str, population: int) -> Document:
+    counts = analysis.frame.channels_all_ages
+    total = sum(counts.values())
+    items = []
+    for channel, n in sorted(counts.items()):
+        item = _participation(channel, report.channel_name(channel), n, population)
+        item["share_of_respondents"] = round(n / total, 6) if total else None
+        items.append(item)
+    county = _participation("county", COUNTY_NAME, total, population)
+    return {"period": period, "by": "channel", "items": items, "county": county}
 
 
 def _participation(key: str, name: str, respondents: int, population: int) -> Document:

@@ -3,6 +3,7 @@ openid), profiles, erasure, and the resident's profile as quiz traffic reads it.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +37,10 @@ async def get_or_raise(db: AsyncDatabase, *, user_id: str) -> Document:
     return user
 
 
-async def create_staff(db: AsyncDatabase, *, username: str, password: str, role: str) -> str:
+async def create_staff(
+    db: AsyncDatabase, *, username: str, password: str, role: str, extra: Document | None = None
+) -> str:
+    """A staff account; `extra` holds a role's own fields (a helper's townships and limit)."""
     doc = {
         "username": username,
         "username_lower": username.lower(),
@@ -44,6 +48,7 @@ async def create_staff(db: AsyncDatabase, *, username: str, password: str, role:
         "role": role,
         "created_at": datetime.now(UTC),
         "deleted_at": None,
+        **(extra or {}),
     }
     user_id = await storage.insert(db, doc)
     if user_id is None:
@@ -121,6 +126,66 @@ async def upsert_resident(
         )
     except LookupError:  # the account was erased in the very same instant
         raise ServiceUnavailable("请稍后重试") from None
+
+
+# Printed on a resident's card and typed into spreadsheets: no 0/O, 1/I/L, 2/Z, 5/S, 8/B.
+CODE_ALPHABET = "34679ACDEFGHJKMNPQRTUVWXY"
+CODE_LENGTH = 8
+
+
+def new_resident_code() -> str:
+    """ "XXXX-XXXX" from CODE_ALPHABET (25^8 ≈ 1.5e11 codes: collisions are retried)."""
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def normalise_resident_code(text: str) -> str:
+    """A code as typed (lower case, spaces, no dash) in its printed form."""
+    raw = "".join(ch for ch in text.upper() if ch.isalnum())
+    return f"{raw[:4]}-{raw[4:]}" if len(raw) == CODE_LENGTH else text.strip().upper()
+
+
+async def register_assisted_resident(
+    db: AsyncDatabase, *, profile: Document, helper_id: str, consent: Document
+) -> Document:
+    """A resident without WeChat, registered by a helper: a pseudonymous code and the
+    profile, no name or phone; the oral consent the helper noted is kept with who noted it."""
+    at = datetime.now(UTC)
+    for _ in range(5):
+        doc = {
+            "role": "resident",
+            "resident_code": new_resident_code(),
+            "registered_by": helper_id,
+            "created_at": at,
+            "deleted_at": None,
+            "profile": profile,
+            "profile_updated_at": at,
+            "consents": [{**consent, "at": at, "noted_by": helper_id}],
+        }
+        if await storage.insert(db, doc) is not None:
+            return doc
+    raise ServiceUnavailable("生成居民编号失败，请重试")
+
+
+async def assisted_resident(db: AsyncDatabase, code: str) -> Document | None:
+    return await storage.by_resident_code(db, normalise_resident_code(code))
+
+
+async def assisted_residents(
+    db: AsyncDatabase, townships: list[str] | None, *, skip: int, limit: int
+) -> tuple[list[Document], int]:
+    return await storage.assisted_residents(db, townships, skip=skip, limit=limit)
+
+
+async def helpers(db: AsyncDatabase) -> list[Document]:
+    return await storage.staff_with_role(db, "helper")
+
+
+async def set_helper_scope(db: AsyncDatabase, user_id: str, fields: Document) -> Document:
+    helper = await storage.set_helper_scope(db, user_id, fields)
+    if helper is None:
+        raise NotFound("没有这个协助员")
+    return helper
 
 
 MINOR_BELOW_AGE = 14  # PIPL: personal information of a child under 14 is sensitive

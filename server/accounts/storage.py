@@ -38,6 +38,36 @@ async def insert(db: AsyncDatabase, doc: Document) -> str | None:
     return str(result.inserted_id)
 
 
+async def by_resident_code(db: AsyncDatabase, code: str) -> Document | None:
+    return await db[USERS].find_one({"resident_code": code, "deleted_at": None})
+
+
+async def assisted_residents(
+    db: AsyncDatabase, townships: list[str] | None, *, skip: int, limit: int
+) -> tuple[list[Document], int]:
+    """Residents registered by helpers, in these townships (None: all), newest first."""
+    query: Document = {"resident_code": {"$exists": True}, "deleted_at": None}
+    if townships is not None:
+        query["profile.township_code"] = {"$in": townships}
+    total = await db[USERS].count_documents(query)
+    cursor = db[USERS].find(query).sort([("created_at", -1), ("_id", -1)]).skip(skip).limit(limit)
+    return await cursor.to_list(), total
+
+
+async def staff_with_role(db: AsyncDatabase, role: str) -> list[Document]:
+    cursor = db[USERS].find({"role": role, "deleted_at": None}, {"password_hash": 0})
+    return await cursor.sort("username_lower", 1).to_list()
+
+
+async def set_helper_scope(db: AsyncDatabase, user_id: str, fields: Document) -> Document | None:
+    return await db[USERS].find_one_and_update(
+        {"_id": to_object_id(user_id), "role": "helper", "deleted_at": None},
+        {"$set": fields},
+        projection={"password_hash": 0},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
 async def staff_by_name(db: AsyncDatabase, username_lower: str) -> Document | None:
     return await db[USERS].find_one({"username_lower": username_lower, "deleted_at": None})
 

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import orjson
-from aiohttp import web
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
 from server.kernel.errors import DeadlineExceeded, PayloadTooLarge, ValidationFailed
 from server.kernel.keys import PRINCIPAL
 
-ROLES = ("resident", "editor", "analyst", "admin")
-STAFF = ("editor", "analyst", "admin")
+ROLES = ("resident", "editor", "analyst", "admin", "helper")
+STAFF = ("editor", "analyst", "admin", "helper")
 ANY_ROLE = ROLES
 
 M = TypeVar("M", bound=BaseModel)
@@ -205,6 +206,42 @@ async def read_optional(request: web.Request, model: type[M]) -> M | None:
     if not (await read_body(request)).strip():
         return None
     return parse_model(model, await read_json(request), location="body")
+
+
+async def read_upload(request: web.Request, *, limit: int) -> tuple[str, bytes]:
+    """The file of a multipart/form-data upload (field `file`): its name and bytes, refused
+    with a Chinese message when absent, malformed or over `limit` bytes."""
+    if not request.content_type.startswith("multipart/"):
+        raise ValidationFailed(
+            "请以 multipart/form-data 上传，字段名为 file",
+            details=[{"field": "file", "message": "缺少文件"}],
+        )
+    try:
+        found = await _file_part(request, limit)
+    except (ValueError, KeyError, AssertionError, HttpProcessingError):
+        # aiohttp's multipart reader raises these for a missing boundary or a broken body.
+        raise ValidationFailed(
+            "上传内容不是有效的 multipart/form-data（缺少 boundary 或格式损坏），请重新选择文件上传",
+            details=[{"field": "file", "message": "上传格式有误"}],
+        ) from None
+    if found is not None:
+        return found
+    raise ValidationFailed(
+        "缺少上传文件（字段名 file）", details=[{"field": "file", "message": "缺少文件"}]
+    )
+
+
+async def _file_part(request: web.Request, limit: int) -> tuple[str, bytes] | None:
+    reader = await request.multipart()
+    async for part in reader:
+        if isinstance(part, BodyPartReader) and part.name == "file":
+            data = bytearray()
+            while chunk := await part.read_chunk(256 * 1024):
+                data.extend(chunk)
+                if len(data) > limit:
+                    raise PayloadTooLarge(f"文件超过 {describe_bytes(limit)}，请拆分后分批上传")
+            return part.filename or "", bytes(data)
+    return None
 
 
 def parse_model(model: type[M], data: Any, *, location: str = "body") -> M:

@@ -23,6 +23,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     "users": [
         IndexModel([("username_lower", ASCENDING)], name="username", unique=True, sparse=True),
         IndexModel([("openid", ASCENDING)], name="openid", unique=True, sparse=True),
+        # Residents a helper registered (no WeChat): the code printed on their card.
+        IndexModel([("resident_code", ASCENDING)], name="resident_code", unique=True, sparse=True),
+        # A helper's townships; residents by township for a helper's list.
+        IndexModel([("profile.township_code", ASCENDING)], name="township"),
     ],
     # _id is the token's digest; expired sessions are removed by MongoDB (TTL) or, on the
     # embedded server, by store.delete_expired.
@@ -105,11 +109,15 @@ INDEXES: dict[str, list[IndexModel]] = {
     # One flag per screened assessment (_id a digest of the attempt id), listed by period,
     # township and status; the reports read a period's flags.
     "integrity_flags": [
-        IndexModel([("period_keys", ASCENDING), ("status", ASCENDING)], name="period_status"),
-        IndexModel([("counts_in", ASCENDING)], name="counts_in"),
+        IndexModel([("counts_in", ASCENDING), ("status", ASCENDING)], name="counts_in_status"),
+        IndexModel([("week", ASCENDING), ("status", ASCENDING)], name="week_status"),
     ],
     # _id "<township>|<week>|<measure>".
     "integrity_jumps": [IndexModel([("week", ASCENDING)], name="week")],
+    # _id is the printed form code; read by code when a filled sheet is uploaded.
+    "paper_forms": [IndexModel([("helper_id", ASCENDING)], name="helper")],
+    # _id is "<helper_id>|<day>": actions counted against a helper's daily limit.
+    "helper_days": [IndexModel([("day", ASCENDING)], name="day")],
     "item_stats_pending": [IndexModel([("at", ASCENDING)], name="at")],
     "item_stats_folded": [IndexModel([("at", ASCENDING)], name="at")],
 }

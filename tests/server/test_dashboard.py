@@ -132,6 +132,9 @@ async def api_figures(client: TestClient[Any, Any], period: str, group: str = ""
             client, f"/api/v1/stats/participation?by=township&period={period}&page_size=100", token
         ),
         "trend": await get_json(client, f"/api/v1/stats/trend?year={period[:4]}", token),
+        "channels": await get_json(
+            client, f"/api/v1/stats/literacy?by=channel&period={period}", token
+        ),
     }
 
 
@@ -198,6 +201,20 @@ async def assert_other_charts(page: browser.Page, figures: dict[str, Any]) -> No
     assert len(participation["series"][0]["data"]) == figures["participation"]["total"]
     trend = await page.evaluate(chart_option("chart-trend"))
     assert len(trend["xAxis"][0]["data"]) == len(figures["trend"]["rows"])
+    tiers = await page.evaluate(chart_option("chart-tiers"))
+    published = [row for row in figures["townships"]["rows"] if not row["suppressed"]]
+    assert len(tiers["series"]) == 4
+    assert all(len(series["data"]) == len(published) for series in tiers["series"])
+    for index in range(len(published)):  # each township's tiers add up to everyone
+        assert abs(sum(series["data"][index] for series in tiers["series"]) - 1) < 1e-6
+    channels = await page.evaluate(
+        "Array.from(document.querySelectorAll('#channel-table tbody tr'),"
+        " tr => [tr.dataset.key, tr.cells[3].textContent])"
+    )
+    by_channel = {row["key"]: row for row in figures["channels"]["rows"]}
+    for key, share in channels:
+        row = by_channel[key]
+        assert share == ("—" if row["suppressed"] else pct(row["weighted_share"]))
     county = figures["townships"]["county"]
     if county["weakest_dimension"]:
         dimensions = await page.evaluate(chart_option("chart-dimensions"))
@@ -232,6 +249,27 @@ async def test_analyst_sees_the_apis_figures(
         == (figures["townships"]["method"])
     )
     await screenshots(page, f"dashboard-{viewport}")
+    assert page.errors == [], page.errors
+
+
+async def test_the_printed_report_shows_every_table_without_the_controls(
+    county: TestClient[Any, Any], chromium: browser.Browser
+) -> None:
+    page = await open_dashboard(chromium, county)
+    assert await sign_in(page, await factories.create_staff_user(county, "analyst")) == "ready"
+    assert await page.evaluate("document.getElementById('auto-refresh').checked") is True
+    await page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+    await page.send("Emulation.setEmulatedMedia", media="print")
+    hidden = await page.evaluate(
+        "['.filters', '#refresh', '#print'].map(s =>"
+        " getComputedStyle(document.querySelector(s)).display)"
+    )
+    assert hidden == ["none", "none", "none"]
+    assert await page.evaluate("document.querySelector('#township-table').offsetHeight") > 0
+    stamp = await page.text("#print-stamp")
+    assert "统计期" in stamp and "数据时间" in stamp
+    await screenshots(page, "dashboard-print")
+    await page.send("Emulation.setEmulatedMedia", media="")
     assert page.errors == [], page.errors
 
 

@@ -47,3 +47,74 @@ async def test_every_protected_route_refuses_wrong_callers(client: Any) -> None:
                 assert response.status not in (401, 403), (method, path, role)
             else:
                 assert response.status == 403, (method, path, role, response.status)
+
+
+async def test_a_helper_is_refused_every_helper_route_outside_their_townships(
+    resident_client: Any,
+) -> None:
+    """Scope below the role: a helper of township A gets 403 on every helper route that names
+    a resident or the forms of township B (a new helper route must take its place here)."""
+    from server import seed
+    from server.kernel.keys import DB
+
+    client = resident_client
+    await seed.seed_demo(client.app[DB])
+    admin = await factories.staff_token(client, "admin")
+    tokens = {}
+    for name, township in (("walk_a", "450223101"), ("walk_b", "450223102")):
+        created = await client.post(
+            "/api/v1/admin/helpers",
+            json={"username": name, "password": factories.PASSWORD, "townships": [township]},
+            headers=factories.auth(admin),
+        )
+        assert created.status == 201, await created.text()
+        tokens[name] = await factories.login(client, name)
+    registered = await client.post(
+        "/api/v1/helper/residents",
+        json={
+            "township_code": "450223102",
+            "birth_year": 1950,
+            "gender": "male",
+            "group": "farmer",
+            "consent": {"oral": True},
+        },
+        headers=factories.auth(tokens["walk_b"]),
+    )
+    code = (await registered.json())["code"]
+    values = {"code": code, "quiz_id": "x" * 40}
+    bodies = {
+        "/api/v1/helper/residents": {
+            "township_code": "450223102",
+            "birth_year": 1950,
+            "gender": "male",
+            "group": "farmer",
+            "consent": {"oral": True},
+        },
+        "/api/v1/helper/residents/{code}/quizzes": {"mode": "practice"},
+        "/api/v1/helper/residents/{code}/quizzes/{quiz_id}/submit": {"answers": []},
+    }
+    checked = set()
+    for route in client.app.router.routes():
+        spec = spec_of(route.handler)
+        canonical = route.resource.canonical if route.resource else ""
+        if route.method == "HEAD" or spec is None or spec.roles != frozenset({"helper"}):
+            continue
+        if canonical == "/api/v1/helper/forms/upload":
+            continue  # per-row scope: tested with its rows in tests/scoring/assisted
+        path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], canonical)
+        if canonical == "/api/v1/helper/residents" and route.method == "GET":
+            listed = await client.get(path, headers=factories.auth(tokens["walk_a"]))
+            assert code not in await listed.text()  # B's resident is not listed to A
+            checked.add((route.method, canonical))
+            continue
+        if canonical == "/api/v1/helper/forms":
+            path += "?township=450223102&count=1"
+        response = await client.request(
+            route.method,
+            path,
+            json=bodies.get(canonical) if route.method == "POST" else None,
+            headers=factories.auth(tokens["walk_a"]),
+        )
+        assert response.status == 403, (route.method, canonical, response.status)
+        checked.add((route.method, canonical))
+    assert len(checked) >= 7, checked

@@ -220,14 +220,16 @@
     const group = $('group').value;
     setState('loading');
     try {
-      const [townships, groups, participation, countyTrend] = await Promise.all([
+      const [townships, groups, participation, countyTrend, channels] = await Promise.all([
         api('/stats/literacy' + query({ by: 'township', period, group })),
         api('/stats/literacy' + query({ by: 'group', period })),
         participationAll(period),
         api('/stats/trend' + query({ year: period.slice(0, 4) })),
+        api('/stats/literacy' + query({ by: 'channel', period })),
       ]);
       if (seq !== state.seq) return;
-      state.data = { period, group, townships, groups, participation, countyTrend, trend: null };
+      state.data = { period, group, townships, groups, participation, countyTrend, channels, trend: null };
+      state.loadedAt = new Date();
       fillSelectors();
       const trend = await townshipTrend();
       if (seq !== state.seq) return;
@@ -309,6 +311,8 @@
     drawRows('chart-groups', Charts.shares(groups.rows, groups.target), groups.rows.length);
     const items = participation.items.slice().sort((a, b) => (b.per_1000 || 0) - (a.per_1000 || 0));
     drawRows('chart-participation', Charts.participation(items, participation.county), items.length);
+    const tierRows = rankedRows(townships.rows).filter((row) => !row.suppressed);
+    drawRows('chart-tiers', Charts.tiers(tierRows), tierRows.length);
     renderTables();
     $('method').textContent = townships.method || '';
   }
@@ -427,9 +431,15 @@
     fillTable('ages-table', townships.other_ages || [], (row) => [
       cell(row.name), cell(count(row.respondents), 'num'), rawShareCell(row),
     ]);
-    fillTable('channel-table', townships.channels || [], (row) => [
-      cell(row.name), cell(count(row.respondents), 'num'), rawShareCell(row),
-    ]);
+    const weighted = Object.fromEntries((state.data.channels.rows || []).map((row) => [row.key, row]));
+    fillTable('channel-table', townships.channels || [], (row) => {
+      const w = weighted[row.channel];
+      return [
+        cell(row.name), cell(count(row.respondents), 'num'), rawShareCell(row),
+        cell(!w || w.suppressed ? '—' : pct(w.weighted_share), 'num'),
+        cell(w ? interval(w) : '—', 'num'),
+      ];
+    });
   }
 
   /* ---------- export ---------- */
@@ -467,6 +477,33 @@
     }
   }
 
+  /* ---------- auto refresh and printing ---------- */
+
+  const AUTO_REFRESH_MS = 5 * 60 * 1000;
+
+  /* Reload the figures every five minutes while the page is shown and settled (not while
+     signing in, loading or showing an error), unless the analyst turned it off. */
+  function autoRefresh() {
+    if (!$('auto-refresh').checked || document.hidden) return;
+    if (document.body.dataset.state !== 'ready') return;
+    load().catch(handleError);
+  }
+
+  function stampPrint() {
+    const data = state.data;
+    $('print-stamp').textContent = data ? '统计期 ' + data.period + (groupName() ? '，' + groupName() : '')
+      + '；数据时间 ' + (state.loadedAt || new Date()).toLocaleString('zh-CN') : '';
+  }
+
+  /* The print stylesheet shows every data table and hides the controls; the charts are
+     resized to the paper's width first. */
+  function printReport() {
+    stampPrint();
+    document.querySelectorAll('details').forEach((d) => { d.open = true; });
+    resizeCharts();
+    window.print();
+  }
+
   /* ---------- wiring ---------- */
 
   function resizeCharts() {
@@ -485,6 +522,9 @@
     $('refresh').addEventListener('click', guarded(load));
     $('export').addEventListener('click', guarded(exportReport));
     $('trend-township').addEventListener('change', guarded(changeTrendTownship));
+    $('print').addEventListener('click', printReport);
+    window.addEventListener('beforeprint', stampPrint);
+    setInterval(autoRefresh, AUTO_REFRESH_MS);
     $('dimension-unit').addEventListener('change', () => { if (state.data) renderDimensions(); });
     let pending = 0;
     window.addEventListener('resize', () => {

@@ -220,6 +220,38 @@
     };
   }
 
+  const TIERS = [
+    ['advanced', '高水平（85分及以上）', '#1b7a34'],
+    ['literate', '具备（70—84分）', '#0b4f9c'],
+    ['basic', '基础（55—69分）', '#b26a00'],
+    ['low', '待提高（55分以下）', '#b3261e'],
+  ];
+
+  /* Each published township's respondents by tier (exclusive shares from the API's
+     cumulative ones), stacked to 100%; suppressed townships are left out. */
+  function tiers(rows) {
+    const shown = rows.filter((row) => !row.suppressed && row.tiers && row.tiers.low !== null);
+    if (!shown.length) return emptyOption(SUPPRESSED);
+    const part = (row, key) => {
+      const t = row.tiers;
+      if (key === 'advanced') return t.advanced;
+      if (key === 'literate') return t.literate - t.advanced;
+      if (key === 'basic') return t.basic - t.literate;
+      return t.low;
+    };
+    return {
+      legend: { top: 0, textStyle: { fontSize: FONT - 2 } },
+      grid: { left: 8, right: 24, top: 40, bottom: 8, containLabel: true },
+      tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' }, valueFormatter: pct },
+      xAxis: { type: 'value', min: 0, max: 1, axisLabel: { formatter: (v) => Math.round(v * 100) + '%', fontSize: FONT - 2 } },
+      yAxis: { type: 'category', inverse: true, data: shown.map((row) => row.name), axisLabel: { fontSize: FONT, color: COLORS.ink } },
+      series: TIERS.map(([key, name, color]) => ({
+        type: 'bar', name, stack: 'tiers', barMaxWidth: 26, itemStyle: { color },
+        data: shown.map((row) => Math.max(0, part(row, key))),
+      })),
+    };
+  }
+
   function emptyOption(text) {
     return { title: { text, left: 'center', top: 'middle', textStyle: { fontSize: FONT + 2, color: COLORS.none } },
       xAxis: { show: false }, yAxis: { show: false }, series: [] };
@@ -228,6 +260,6 @@
   window.DashboardCharts = {
     COLORS, DIMENSION_NAMES, FONT, SUPPRESSED,
     pct, interval, count, perThousand, points, escape,
-    rankedRows, standing, shares, trend, dimensions, participation,
+    rankedRows, standing, shares, trend, dimensions, participation, tiers,
   };
 }());

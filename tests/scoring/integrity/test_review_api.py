@@ -274,3 +274,47 @@ async def test_review_input_is_checked(resident_client: Any, county: dict[str, s
             f"{QUIZZES}/{quiz['quiz_id']}/submit", json={"answers": answers}, headers=auth(token)
         )
         assert response.status == 422, value
+
+
+async def test_the_sweep_takes_out_an_excluded_attempt_a_dead_submit_had_counted(
+    resident_client: Any, county: dict[str, str]
+) -> None:
+    """An exclusion lands while a submit is on its way; the submit applies the attempt to the
+    cells and its process dies before settling. The sweep must take the attempt out."""
+    from scoring.assessment import service as assessment_service
+
+    client, db = resident_client, resident_client.app[DB]
+    month = period_keys(datetime.now(UTC))["month"]
+    before = await month_respondents(client, month)
+    [user_id] = await proxy_assessments(client, 1)
+    [attempt] = await db["attempts"].find({"user_id": user_id}).to_list()
+    await db["attempts"].update_one(
+        {"_id": attempt["_id"]}, {"$set": {"excluded": True, "cells_pending": True}}
+    )
+    await assessment_service.apply(db, attempt)  # what the dying submit did
+    assert await month_respondents(client, month) == before + 1
+    await quiz_service.count_uncounted(db, before=datetime.now(UTC) + timedelta(minutes=5))
+    assert await month_respondents(client, month) == before
+
+
+async def test_look_flags_screening_lease_and_erasure_of_device_hashes(
+    resident_client: Any, county: dict[str, str]
+) -> None:
+    client, analyst, db = resident_client, county["analyst"], resident_client.app[DB]
+    await proxy_assessments(client, 4)
+    await screen(client, analyst)
+    look = await client.get(f"{INTEGRITY}/flags?strong=false", headers=auth(analyst))
+    assert all(not f["strong"] for f in (await look.json())["items"])
+    # A pass running elsewhere holds the lease: the on-demand pass answers 409, not twice.
+    from scoring.integrity import storage
+
+    now = datetime.now(UTC)
+    assert await storage.take_lease(db, "elsewhere", now, now + timedelta(minutes=5))
+    busy = await client.post(f"{INTEGRITY}/screen", headers=auth(analyst))
+    assert busy.status == 409 and (await busy.json())["error"]["code"] == "screening_running"
+    await storage.release_lease(db, "elsewhere")
+    assert await db["access_log"].count_documents({"action": "integrity_screen"}) == 1
+    token = await resident(client, "proxy-0")
+    assert (await client.delete("/api/v1/me", headers=auth(token))).status == 204
+    [erased] = await db["attempts"].find({"anonymised": True}).to_list()
+    assert "device_hash" not in erased["paradata"] and "ip_hash" not in erased["paradata"]
