@@ -56,7 +56,7 @@ class AssistedResidentCreate(ApiModel):
     birth_year: int = Field(ge=1900, le=2100)
     gender: Gender
     group: Group
-    education: Education | None = None
+    education: Education  # required: the assessment needs it and the resident can't add it
     consent: ConsentNote
 
 

@@ -330,9 +330,17 @@ async def _upload_row(
             f"居民 {row.resident_code} 不在你的服务范围内",
             details=[{"field": sheets.RESIDENT_COLUMN}],
         )
-    answered_at = None
-    if row.answered_on is not None:
-        answered_at = datetime.combine(row.answered_on, time(12), COUNTY_TZ).astimezone(UTC)
+    if (user.get("profile") or {}).get("township_code") != form["township_code"]:
+        raise ValidationFailed(
+            f"答卷 {row.form_code} 是为其他乡镇印制的，与居民 {row.resident_code} 的乡镇不符",
+            details=[{"field": sheets.RESIDENT_COLUMN}],
+        )
+    answered_at = _answered_at(row, form, uploaded_at)
+    if not await storage.claim_form(ctx.db, form["_id"], str(user["_id"])):
+        raise Conflict(
+            f"答卷 {row.form_code} 已录入为另一位居民的答卷，同一份答卷只能属于一位居民",
+            details=[{"field": sheets.RESIDENT_COLUMN}],
+        )
     fresh, result = await paper_mode.submit_paper(
         ctx,
         user=_quiz_user(user),
@@ -342,12 +350,34 @@ async def _upload_row(
         uploaded_at=uploaded_at,
         client={**client, "helper_id": scope.actor_id},
     )
+    # A duplicate another helper uploaded: its result is theirs to see, not this helper's.
+    shown = fresh or result.get("helper_id") == scope.actor_id
     return {
         "row": row.row,
         "status": "accepted" if fresh else "duplicate",
-        "score": result.get("score"),
-        "total": result.get("total"),
+        "score": result.get("score") if shown else None,
+        "total": result.get("total") if shown else None,
     }
+
+
+def _answered_at(row: sheets.SheetRow, form: Document, uploaded_at: datetime) -> datetime:
+    """When the form was filled in: the sheet's date (noon, county time, but never after the
+    upload), which must lie between the day it was printed and the upload; without a date,
+    the upload time. It decides the month an assessment counts in."""
+    if row.answered_on is None:
+        return uploaded_at
+    printed = form["issued_at"]
+    printed = printed if printed.tzinfo else printed.replace(tzinfo=UTC)
+    first = printed.astimezone(COUNTY_TZ).date()
+    last = uploaded_at.astimezone(COUNTY_TZ).date()
+    if not first <= row.answered_on <= last:
+        raise ValidationFailed(
+            f"作答日期 {row.answered_on.isoformat()} 不在答卷印制日（{first.isoformat()}）"
+            f"与今天（{last.isoformat()}）之间，请核对",
+            details=[{"field": sheets.DATE_COLUMN}],
+        )
+    noon = datetime.combine(row.answered_on, time(12), COUNTY_TZ).astimezone(UTC)
+    return min(max(noon, printed), uploaded_at)
 
 
 # ------------------------------------------------------------------ admins

@@ -12,6 +12,7 @@ with a problem is left out whole, the others go in."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -74,7 +75,7 @@ def read_sheet(rows: Iterable[list[Any]]) -> Sheet:
         cells = [_text(v) for v in values]
         if not any(cells):
             continue
-        if len(sheet.rows) + len(sheet.errors) >= MAX_ROWS:
+        if len(sheet.rows) + len({e["row"] for e in sheet.errors}) >= MAX_ROWS:
             raise PayloadTooLarge(
                 f"一次最多上传 {MAX_ROWS} 行答卷，请拆分后分批上传",
                 details=[{"field": "file", "message": f"最多 {MAX_ROWS} 行"}],
@@ -83,13 +84,27 @@ def read_sheet(rows: Iterable[list[Any]]) -> Sheet:
     return sheet
 
 
+def normalise_form_code(text: str) -> str:
+    """A form code as typed (any case, full-width or missing dashes, without "PF") in its
+    printed form "PF-XXXX-XXXX"."""
+    raw = "".join(ch for ch in unicodedata.normalize("NFKC", text).upper() if ch.isalnum())
+    raw = raw.removeprefix("PF")
+    return f"PF-{raw[:4]}-{raw[4:]}" if len(raw) == 8 else text.strip().upper()
+
+
 def _question_columns(names: list[str]) -> dict[int, int]:
     """Question number -> column index, for headers like 1 or 第1题."""
-    found = {}
+    found: dict[int, int] = {}
     for index, name in enumerate(names):
         match = _QUESTION_HEADER.match(name)
         if match and 1 <= int(match.group(1)) <= MAX_QUESTIONS:
-            found[int(match.group(1))] = index
+            number = int(match.group(1))
+            if number in found:
+                raise ValidationFailed(
+                    f"表头中第 {number} 题出现了两次，请删去重复的列",
+                    details=[{"field": name, "message": "重复的题号列"}],
+                )
+            found[number] = index
     return found
 
 
@@ -104,7 +119,7 @@ def _read_row(
         return cells[index] if index is not None and index < len(cells) else ""
 
     before = len(sheet.errors)
-    form_code = cell(positions[FORM_COLUMN]).upper().replace(" ", "")
+    form_code = normalise_form_code(cell(positions[FORM_COLUMN]))
     resident_code = cell(positions[RESIDENT_COLUMN]).upper().replace(" ", "")
     if not form_code:
         sheet.problem(number, FORM_COLUMN, "表单编号为空，请照答卷右上角的编号填写")

@@ -20,15 +20,29 @@ async def take_daily(db: AsyncDatabase, helper_id: str, day: str, amount: int, l
     can't count past the limit."""
     if amount > limit:
         return False
-    try:
+    key = f"{helper_id}|{day}"
+    try:  # the day's counter, created once (an equality-only upsert: racers meet one document)
         await db[HELPER_DAYS].update_one(
-            {"_id": f"{helper_id}|{day}", "used": {"$lte": limit - amount}},
-            {"$inc": {"used": amount}, "$setOnInsert": {"helper_id": helper_id, "day": day}},
+            {"_id": key},
+            {"$setOnInsert": {"helper_id": helper_id, "day": day, "used": 0}},
             upsert=True,
         )
     except DuplicateKeyError:
-        return False  # the day's document exists and is at the limit
-    return True
+        pass  # a concurrent first action of the day created it
+    counted = await db[HELPER_DAYS].update_one(
+        {"_id": key, "used": {"$lte": limit - amount}}, {"$inc": {"used": amount}}
+    )
+    return counted.modified_count == 1
+
+
+async def claim_form(db: AsyncDatabase, code: str, user_id: str) -> bool:
+    """Reserve a printed form for the resident it was filled in for (its first upload); True
+    if it is theirs."""
+    result = await db[PAPER_FORMS].update_one(
+        {"_id": code, "$or": [{"used_by": {"$exists": False}}, {"used_by": user_id}]},
+        {"$set": {"used_by": user_id}},
+    )
+    return result.matched_count == 1
 
 
 async def used_on(db: AsyncDatabase, day: str) -> dict[str, int]:

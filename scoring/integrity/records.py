@@ -137,6 +137,11 @@ class AttemptRecord:
         )
 
     @property
+    def timed(self) -> bool:
+        """Answered on a screen, with a measured time (a paper form has none)."""
+        return self.channel != "paper"
+
+    @property
     def resident(self) -> str:
         """Who answered: the user, or the attempt itself once the account was erased."""
         return self.user_id if self.user_id is not None else f"erased:{self.attempt_id}"

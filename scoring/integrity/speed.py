@@ -72,7 +72,7 @@ def speed_norms(reference: Sequence[AttemptRecord]) -> dict[FormKey, SpeedNorm]:
     ABLE_SCORE), where there are at least MIN_NORM_ATTEMPTS timed attempts."""
     logs: dict[FormKey, list[float]] = {}
     for attempt in reference:
-        if attempt.items and attempt.elapsed > 0:
+        if attempt.items and attempt.timed and attempt.elapsed > 0:
             value = math.log(attempt.elapsed)
             logs.setdefault((attempt.mode, attempt.n_items, False), []).append(value)
             if attempt.score >= ABLE_SCORE:
@@ -107,7 +107,7 @@ def speeding(
     table = _norms(attempts, history, norms)
     flags = []
     for attempt in attempts:
-        if not attempt.items:
+        if not attempt.items or not attempt.timed:
             continue
         n = attempt.n_items
         seconds = attempt.elapsed
@@ -155,7 +155,7 @@ def impossible_perfect(
     table = _norms(attempts, history, norms)
     flags = []
     for attempt in attempts:
-        if not attempt.all_right or attempt.n_items < MIN_PERFECT_ITEMS:
+        if not attempt.all_right or attempt.n_items < MIN_PERFECT_ITEMS or not attempt.timed:
             continue
         able = table.get((attempt.mode, attempt.n_items, True))
         norm = able or table.get((attempt.mode, attempt.n_items, False))

@@ -53,6 +53,8 @@ async def start(ctx: QuizContext, *, user: Document, channel: str | None, now: d
 
     require_profile(user)
     user_id, month = str(user["_id"]), period_keys(now)["month"]
+    if await storage.assessment_stored(ctx.db, user_id, month):
+        raise AssessmentDone()  # e.g. a paper form already uploaded for the month
     held = await storage.assessment_claim(ctx.db, user_id, month)
     if held is not None:
         resumed = await _resume(ctx, held, now.timestamp() - SUBMIT_GRACE_SECONDS)

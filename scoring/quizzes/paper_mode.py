@@ -59,7 +59,7 @@ async def submit_paper(
     client: Document,
 ) -> tuple[bool, Document]:
     """Score one filled form for one resident; (True, result) when stored now, (False, the
-    stored result) when it was stored before. Answers are by question number on the form,
+    stored result with the `helper_id` who stored it) when it was stored before. Answers are by question number on the form,
     as the letters shown on it."""
     refs = tuple(
         tickets.QuizRef(q["question_id"], int(q["version"]), tuple(q["order"]))
@@ -78,7 +78,8 @@ async def submit_paper(
     )
     stored = await storage.get_attempt(ctx.db, ticket.attempt_id)
     if stored is not None:
-        return False, await service.replay(ctx, stored)
+        result = await service.replay(ctx, stored)
+        return False, {**result, "helper_id": (stored.get("paradata") or {}).get("helper_id")}
     if ticket.mode == "assessment":
         assessments.require_profile(user)
     questions = await service.served_questions(ctx, refs)
@@ -92,6 +93,7 @@ async def submit_paper(
         questions=questions,
         now=uploaded_at,
     )
+    doc["review"] = {"too_fast": False, "seconds": None}  # no time is measured on paper
     doc["paradata"] = {
         "seconds": None,  # answered on paper: no time was measured
         "durations_ms": None,
@@ -103,7 +105,11 @@ async def submit_paper(
         "answered_on": answered_at,
         "uploaded_at": uploaded_at,
     }
-    return await service.store_scored(ctx, doc, questions)
+    fresh, result = await service.store_scored(ctx, doc, questions)
+    if not fresh:  # stored meanwhile by a racing upload
+        stored = await storage.get_attempt(ctx.db, ticket.attempt_id) or {}
+        return False, {**result, "helper_id": (stored.get("paradata") or {}).get("helper_id")}
+    return True, result
 
 
 def _chosen(

@@ -369,6 +369,12 @@ def attempts_since(db: AsyncDatabase, since: Any) -> Any:
 CELLS = "literacy_cells"
 
 
+async def assessment_stored(db: AsyncDatabase, user_id: str, month: str) -> bool:
+    """Whether the resident's assessment of this month is stored (by its once-a-month key)."""
+    found = await db[ATTEMPTS].find_one({"once_key": f"{user_id}:assessment:{month}"}, {"_id": 1})
+    return found is not None
+
+
 async def assessment_claim(db: AsyncDatabase, user_id: str, month: str) -> str | None:
     """The quiz id of the resident's assessment of this month, if one was started."""
     doc = await db["assessment_claims"].find_one({"_id": f"{user_id}:{month}"})

@@ -107,7 +107,14 @@ async def erase(db: AsyncDatabase, user_id: str, at: datetime) -> None:
         {"_id": to_object_id(user_id)},
         {
             "$set": {"deleted_at": at, "profile": {}},
-            "$unset": {"openid": "", "unionid": "", "last_login_at": ""},
+            # The printed code of a resident a helper registered goes too (it is on their card).
+            "$unset": {
+                "openid": "",
+                "unionid": "",
+                "last_login_at": "",
+                "resident_code": "",
+                "registered_by": "",
+            },
         },
     )
 

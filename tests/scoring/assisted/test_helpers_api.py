@@ -9,6 +9,7 @@ import asyncio
 import csv
 import io
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,12 +18,14 @@ from openpyxl import Workbook
 
 from question_bank.keys import BANK
 from server import seed
+from server.county.periods import COUNTY_TZ
 from server.kernel.keys import DB
 from tests.factories import PASSWORD, auth, correct_answers, login, staff_tokens
 
 TOWNSHIP_A = "450223101"
 TOWNSHIP_B = "450223102"
 HELPER = "/api/v1/helper"
+TODAY = datetime.now(COUNTY_TZ).date().isoformat()
 CODE = re.compile(r"^[34679ACDEFGHJKMNPQRTUVWXY]{4}-[34679ACDEFGHJKMNPQRTUVWXY]{4}$")
 
 
@@ -135,7 +138,7 @@ async def test_a_helper_registers_prints_uploads_and_the_figures_count_paper(
     header = ["表单编号", "居民编号", *[str(n) for n in range(1, 31)], "作答日期"]
     rows: list[list[Any]] = [header]
     for n, (form, code) in enumerate(zip(forms[:27], codes[:27], strict=True)):
-        rows.append([form["_id"], code, *form_answers(client, form, 10 + n % 20), "2026-12-03"])
+        rows.append([form["_id"], code, *form_answers(client, form, 10 + n % 20), TODAY])
     broken = [
         ["PF-XXXX-XXXX", codes[27], *form_answers(client, forms[27], 20), ""],  # unknown form
         [forms[28]["_id"], "AAAA-AAAA", *form_answers(client, forms[28], 20), ""],  # resident
@@ -286,3 +289,50 @@ async def test_registration_and_helper_input_is_checked(
         "表单编号",
         "居民编号",
     }
+
+
+async def test_paper_rows_are_checked_against_the_form_and_other_helpers_results_stay_hidden(
+    resident_client: Any, county: dict[str, str]
+) -> None:
+    client, db = resident_client, resident_client.app[DB]
+    first = await create_helper(client, county["admin"], "paper_one", [TOWNSHIP_A])
+    second = await create_helper(client, county["admin"], "paper_two", [TOWNSHIP_A])
+    codes = await register_many(client, first, TOWNSHIP_A, 3)
+    assert (await client.get(f"{HELPER}/forms?count=2", headers=auth(first))).status == 200
+    forms = await db["paper_forms"].find({}).sort("_id", 1).to_list()
+    header = ["表单编号", "居民编号", *[str(n) for n in range(1, 31)], "作答日期"]
+    answers = form_answers(client, forms[0], 30)
+    loose = forms[0]["_id"].lower().replace("-", "－").removeprefix("pf")  # typed loosely
+    tomorrow = (datetime.now(COUNTY_TZ) + timedelta(days=1)).date().isoformat()
+    rows = [
+        header,
+        [loose, codes[0], *answers, TODAY],
+        [forms[0]["_id"], codes[1], *answers, TODAY],  # the same sheet for another resident
+        [forms[1]["_id"], codes[1], *form_answers(client, forms[1], 30), "2019-03-01"],
+        [forms[1]["_id"], codes[2], *form_answers(client, forms[1], 30), tomorrow],
+    ]
+    result = await (await upload(client, first, "sheet.xlsx", xlsx(rows))).json()
+    assert result["accepted"] == 1 and result["rejected"] == 3, result
+    assert {e["row"]: e["field"] for e in result["errors"]} == {
+        3: "居民编号",
+        4: "作答日期",
+        5: "作答日期",
+    }
+    [stored] = await db["attempts"].find({"channel": "paper"}).to_list()
+    assert stored["review"]["seconds"] is None and stored["assessment"]["total"] == 100
+    # The other helper re-uploading it learns it is stored, not the resident's result.
+    again = await (await upload(client, second, "sheet.xlsx", xlsx(rows[:2]))).json()
+    assert again["duplicates"] == 1 and again["rows"][0]["score"] is None
+    mine = await (await upload(client, first, "sheet.xlsx", xlsx(rows[:2]))).json()
+    assert mine["rows"][0]["total"] == 100
+    # The month's assessment is done on paper: a session assessment is refused at start.
+    start = await client.post(
+        f"{HELPER}/residents/{codes[0]}/quizzes", json={"mode": "assessment"}, headers=auth(first)
+    )
+    assert start.status == 409
+    # Erasure at the resident's request takes the printed code too.
+    assert (
+        await client.delete(f"{HELPER}/residents/{codes[0]}", headers=auth(first))
+    ).status == 204
+    assert await db["users"].count_documents({"resident_code": codes[0]}) == 0
+    assert (await client.get(f"{HELPER}/residents/{codes[0]}", headers=auth(first))).status == 404

@@ -59,3 +59,12 @@ def test_too_many_rows_is_refused() -> None:
     rows = [HEADER] + [["PF-AAAA-AAAA", "CCCC-DDDD", "A", "", "", ""]] * (MAX_ROWS + 1)
     with pytest.raises(PayloadTooLarge):
         read_sheet(rows)
+
+
+def test_form_codes_typed_loosely_and_duplicate_question_columns() -> None:
+    from scoring.assisted.sheets import normalise_form_code
+
+    for typed in ("pf7k3m9qxd", "7K3M-9QXD", "PF－7K3M－9QXD", " pf-7k3m-9qxd "):
+        assert normalise_form_code(typed) == "PF-7K3M-9QXD", typed
+    with pytest.raises(ValidationFailed):
+        read_sheet([["表单编号", "居民编号", "1", "第1题"]])

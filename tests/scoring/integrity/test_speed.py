@@ -95,3 +95,11 @@ def test_a_perfect_score_is_judged_against_the_able_where_there_are_enough() -> 
     assert impossible_perfect([perfect], history=[*crowd(), *fast_able]) == []  # not for the able
     norms = speed_norms([*crowd(), *fast_able])
     assert norms[("assessment", 30, True)].attempts == 40  # crowd() scores 83 %: not able
+
+
+def test_a_paper_form_has_no_time_to_judge() -> None:
+    """Typed in from paper: no measured time, so neither speeding nor impossible perfection,
+    and it does not enter the norms."""
+    paper = [attempt(f"p{i}", seconds=-5.0, channel="paper") for i in range(40)]
+    assert speeding(paper) == [] and impossible_perfect(paper) == []
+    assert speed_norms(paper) == {}
