@@ -7,8 +7,10 @@ often), lognormal times, family phones, village Wi-Fi and carrier NATs. Planted:
 answering 40 residents' assessments on one phone in two hours with his own answers, wrong ones
 shared (his residents score about 80 %, their neighbours 60 %); 30 speeders (10 of them
 straight-lining); 15 residents copying a group chat's answer sheet with its 4 wrong answers;
-10 residents with a leaked key. Honest but unusual: a campaign channel bringing 120 high
-scorers (50 within one hour), and 12 helper sessions on a volunteer's tablet.
+10 residents with a leaked key; a registered helper making up 6 sessions a week in 6 townships
+(issued in the morning, submitted a minute or two apart, his own answers). Honest but unusual: a
+campaign channel bringing 120 high scorers (50 within one hour), 12 helper sessions on a
+volunteer's tablet and 20 paper forms a helper uploaded at once.
 
 Printed, with targets (✓ met, ✗ missed, · information):
 
@@ -45,6 +47,13 @@ Printed, with targets (✓ met, ✗ missed, · information):
    and unrelated to ability (simulate.py), and the census matches it; its township covariates
    would be rounding noise standardised to ±1.7, so the model is given a null covariate
    instead (the published defaults otherwise: probit, 1,000 draws).
+7. Helpers at scale: the same county with 120 more honest helpers (one to three days each, 6-15
+   residents a day read aloud one after another, a third with two tablets side by side, 30 %
+   uploading paper forms instead). Targets: the per-helper checks (helper_speed,
+   helper_copying) and all strong flags each flag at most 1 % of the honest helpers' attempts,
+   and the two checks together still find the made-up sessions (recall ≥ 0.8; each alone is
+   shown: a day's first session has no gap before it, and a form the helper knew every answer
+   of has no wrong answers to repeat).
 
     .venv/bin/python -m scripts.eval_integrity [--seed 2026] [--quick]
 
@@ -59,7 +68,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -100,7 +109,14 @@ INTENDED: dict[str, tuple[str, ...]] = {
     "copying": ("ring",),
     "shared_device": ("helper",),
     "straight_lining": ("straight_liner",),
+    "helper_speed": ("helper_fabricated",),
+    "helper_copying": ("helper_fabricated",),
 }
+# Checks that share their attempts: each alone misses some by design (a helper's first session
+# of a day has no gap before it; a form he knew every answer of has no wrong answers to repeat),
+# so their recall target is on what they flag together.
+TOGETHER = ("helper_speed", "helper_copying")
+HONEST_HELPERS = 120  # section 7
 PERCENT_MATCH = 0.85
 STREAMED = 150  # attempts screened one at a time
 BITES, WITHIN = 5.0, 2.0  # points: the estimate before is off by more, after by at most
@@ -206,6 +222,7 @@ def detectors(run: Screened) -> ScenarioResult:
     for code, labels in INTENDED.items():
         flagged = {a for a, f in run.flags.items() if code in f.codes}
         meant = run.county.ids(*labels)
+        recall_label = f"{code}: recall on {'+'.join(labels)} ({len(meant)})"
         figures += [
             checked(
                 f"{code}: precision ({len(flagged)} flagged)",
@@ -214,13 +231,9 @@ def detectors(run: Screened) -> ScenarioResult:
                 PRECISION,
                 ".3f",
             ),
-            checked(
-                f"{code}: recall on {'+'.join(labels)} ({len(meant)})",
-                _share(flagged, meant),
-                "≥",
-                RECALL,
-                ".3f",
-            ),
+            shown(recall_label, _share(flagged, meant), ".3f")
+            if code in TOGETHER
+            else checked(recall_label, _share(flagged, meant), "≥", RECALL, ".3f"),
             checked(
                 f"{code}: false flags / honest",
                 len(flagged & run.honest) / len(run.honest),
@@ -229,6 +242,7 @@ def detectors(run: Screened) -> ScenarioResult:
                 ".2%",
             ),
         ]
+    figures.append(_together_recall(run))
     copied = {a for a, f in run.flags.items() if "copying" in f.codes}
     figures.append(
         shown(
@@ -237,6 +251,18 @@ def detectors(run: Screened) -> ScenarioResult:
         )
     )
     return ScenarioResult("1. Detectors", "each strong detector on its own flags", figures)
+
+
+def _together_recall(run: Screened) -> Figure:
+    made_up = run.county.ids(*INTENDED[TOGETHER[0]])
+    flagged = {a for a, f in run.flags.items() if set(TOGETHER) & set(f.codes)}
+    return checked(
+        f"{' or '.join(TOGETHER)}: recall on helper_fabricated ({len(made_up)})",
+        _share(flagged, made_up),
+        "≥",
+        RECALL,
+        ".3f",
+    )
 
 
 def overall(run: Screened) -> ScenarioResult:
@@ -646,6 +672,67 @@ def _shares(name: str, figures: TownshipFigures) -> list[Figure]:
     ]
 
 
+def helpers_at_scale(spec: CountySpec, seed: int) -> ScenarioResult:
+    run = run_screen(replace(spec, honest_helpers=HONEST_HELPERS), seed)
+    county = run.county
+    sessions = county.ids("assisted", "paper")
+    helpers = {r.helper_id for r in run.records if r.helper_id is not None}
+    made_up = county.ids("helper_fabricated")
+    strong = {a for a, f in run.flags.items() if f.strong}
+    figures = [
+        shown(
+            "honest helpers' attempts (sessions + paper)",
+            f"{len(county.ids('assisted'))} + {len(county.ids('paper'))} by {len(helpers) - 1} helpers",
+        )
+    ]
+    for code in ("helper_speed", "helper_copying"):
+        flagged = {a for a, f in run.flags.items() if code in f.codes}
+        figures += [
+            checked(
+                f"{code}: false flags / honest helpers' attempts",
+                len(flagged & sessions) / len(sessions),
+                "≤",
+                FALSE_FLAGS,
+                ".2%",
+            ),
+            shown(
+                f"{code}: recall on helper_fabricated ({len(made_up)})",
+                _share(flagged, made_up),
+                ".3f",
+            ),
+        ]
+    figures += [
+        _together_recall(run),
+        checked(
+            "all strong flags: false flags / honest helpers' attempts",
+            len(strong & sessions) / len(sessions),
+            "≤",
+            FALSE_FLAGS,
+            ".2%",
+        ),
+        checked(
+            "all strong flags: recall on helper_fabricated",
+            _share(strong, made_up),
+            "≥",
+            RECALL,
+            ".3f",
+        ),
+        checked(
+            "all strong flags: false flags / every honest attempt",
+            len(strong & run.honest) / len(run.honest),
+            "≤",
+            FALSE_FLAGS,
+            ".2%",
+        ),
+    ]
+    return ScenarioResult(
+        "7. Helpers at scale",
+        f"{HONEST_HELPERS} more honest helpers; {len(run.records):,} attempts screened in "
+        f"{run.seconds:.1f} s",
+        figures,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
@@ -669,6 +756,9 @@ def run_all(spec: CountySpec, seed: int) -> list[ScenarioResult]:
         begun = time.perf_counter()
         results.append(make_seeded(run, seed))
         results[-1].seconds = time.perf_counter() - begun
+    begun = time.perf_counter()
+    results.append(helpers_at_scale(spec, seed))
+    results[-1].seconds = time.perf_counter() - begun
     return results
 
 

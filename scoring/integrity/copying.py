@@ -48,7 +48,7 @@ township-week as history, and the `CopyingModel` (items and calibration) from th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, cast
 
@@ -289,17 +289,23 @@ def copying(
     history: Sequence[AttemptRecord] = (),
     model: CopyingModel | None = None,
     seed: int = 0,
+    grouping: Callable[[AttemptRecord], GroupKey | None] = group_key,
+    code: str = "copying",
 ) -> list[Flag]:
     """`copying` flags: the batch's attempts (and their history partners) in a significant pair
-    or ring within their township-week and mode."""
+    or ring within their township-week and mode. `grouping` names other groups to test within
+    (None: the attempt is in none) and `code` their reason (scoring.integrity.helpers)."""
     pool = [*attempts, *history]
-    if model is None:
-        model = fit_copying_model(pool, seed=seed)
-    coded = _Coded(pool, model.items)
     targets = set(range(len(attempts)))
     groups: dict[GroupKey, list[int]] = {}
     for row, attempt in enumerate(pool):
-        groups.setdefault(group_key(attempt), []).append(row)
+        if (group := grouping(attempt)) is not None:
+            groups.setdefault(group, []).append(row)
+    if not any(len(members) >= 2 and targets.intersection(members) for members in groups.values()):
+        return []
+    if model is None:
+        model = fit_copying_model(pool, seed=seed)
+    coded = _Coded(pool, model.items)
     incidence = coded.incidence()
     evidence: dict[int, _Evidence] = {}
     for group, members in groups.items():
@@ -310,7 +316,7 @@ def copying(
         )
     flags = []
     for row, found in evidence.items():
-        flags.append(make_flag(pool[row].attempt_id, [_reason(found, model)]))
+        flags.append(make_flag(pool[row].attempt_id, [_reason(found, model, code)]))
     return flags
 
 
@@ -445,7 +451,7 @@ def _shared(coded: _Coded, first: int, second: int) -> int:
     return int(np.intersect1d(coded.items[first], coded.items[second]).size)
 
 
-def _reason(found: _Evidence, model: CopyingModel) -> Reason:
+def _reason(found: _Evidence, model: CopyingModel, code: str) -> Reason:
     pairs = sorted(found.pairs, key=lambda p: cast(float, p["p_value"]))
     rings = sorted(found.rings, key=lambda r: cast(dict[str, float], r["ring"])["p_value"])
     detail: dict[str, object] = {}
@@ -465,4 +471,4 @@ def _reason(found: _Evidence, model: CopyingModel) -> Reason:
         detail["rings"] = len(rings)
     detail["null_inflation"] = round(model.inflation, 3)
     detail["null_pairs"] = model.null_pairs
-    return Reason("copying", detail, found.strength)
+    return Reason(code, detail, found.strength)

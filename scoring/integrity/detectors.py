@@ -10,8 +10,8 @@ attempt passes itself with its township-week as history, plus the night's fitted
 not attempts, and are run on their own (`township_jumps`).
 
 Modules: records (AttemptRecord, Flag, Reason), speed (speeding, impossible_perfect), copying,
-clusters (shared_device, shared_network, channel_burst), patterns (straight_lining), jumps
-(township_jumps)."""
+clusters (shared_device, shared_network, channel_burst), patterns (straight_lining), helpers
+(helper_speed, helper_copying: one helper's attempts taken together), jumps (township_jumps)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 
 from scoring.integrity.clusters import channel_burst, shared_device, shared_network
 from scoring.integrity.copying import CopyingModel, copying, fit_copying_model
+from scoring.integrity.helpers import helper_copying, helper_speed
 from scoring.integrity.jumps import TownshipJump, WeekStats, township_jumps, week_stats
 from scoring.integrity.patterns import position_chances, straight_lining
 from scoring.integrity.records import (
@@ -58,6 +59,8 @@ __all__ = [
     "combined_score",
     "copying",
     "fit_copying_model",
+    "helper_copying",
+    "helper_speed",
     "impossible_perfect",
     "merge_flags",
     "position_chances",
@@ -84,11 +87,15 @@ def screen(
     """Every attempt-level detector on the batch, one flag per attempt with all its reasons
     (score = 1 − Π(1 − strength)), highest score first. Flags of history attempts appear only
     where the batch's evidence involves them."""
+    if not attempts:
+        return []
     pool = [*attempts, *history]
     if norms is None:
         norms = speed_norms(pool)
     if chances is None:
         chances = position_chances(pool)
+    if copying_model is None:  # one fit for both copying tests
+        copying_model = fit_copying_model(pool, seed=seed)
     flags = [
         *speeding(attempts, history=history, norms=norms),
         *impossible_perfect(attempts, history=history, norms=norms),
@@ -97,5 +104,7 @@ def screen(
         *shared_device(attempts, history=history),
         *shared_network(attempts, history=history),
         *channel_burst(attempts, history=history),
+        *helper_speed(attempts, history=history, norms=norms),
+        *helper_copying(attempts, history=history, model=copying_model, seed=seed),
     ]
     return merge_flags(flags)

@@ -1,17 +1,20 @@
 """The item model behind the copying test: P(wrong | θ) from a 2PL and P(response | wrong) from
 each wrong response's popularity.
 
-The 2PL is fitted to the reference attempts by joint MAP estimation, Newton steps alternating
-between persons and items with weak priors (θ ~ N(0, 1), b ~ N(0, 3²), ln a ~ N(0, 0.5²);
-Mislevy 1986's Bayes modal estimation, without marginalising over θ): cheap, stable on sparse
-designs, and slightly biased at 30 items per person, which the copying test's calibration on
-pairs that cannot have copied absorbs. An item absent from the reference (a new question in
-streaming use) is taken as a = 1, b = 0.
+The 2PL is the project's calibration (scoring.irt.calibration: marginal maximum likelihood by
+EM, log a ~ N(0, 0.5²), b ~ N(0, 1)), fitted to the reference attempts, and every attempt's θ is
+its EAP on those items. An earlier joint MAP fit (persons and items alternately) diverged on large
+reference pools: with hundreds of answers per item the priors no longer held the slopes, some
+reached 7 and one 139, abilities shrank, and honest low scorers' shared popular wrong answers
+came out as copying (p ~ 1e-11). Marginalising over θ is what keeps the slopes consistent as
+the pool grows. An item absent from the reference (a new question in streaming use) is taken as
+a = 1, b = 0; an item with fewer than 30 answers keeps those prior values too.
 
 Popularity is the share of a wrong response (the exact set of keys chosen; an empty answer is a
-response too) among the item's wrong answers outside the township-week and mode under test, with
-0.5 pseudo-answers per response (Jeffreys): leaving the group out keeps a circulated answer
-sheet from making its own wrong answers look popular."""
+response too) among the item's wrong answers outside the group under test (a township-week and
+mode, or one helper's attempts of a mode), with 0.5 pseudo-answers per response (Jeffreys):
+leaving the group out keeps a circulated answer sheet, or a helper's own answers, from making
+its own wrong answers look popular."""
 
 from __future__ import annotations
 
@@ -22,16 +25,12 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from scoring.integrity.records import AttemptRecord, FloatArray, ItemKey, Response
+from scoring.irt.calibration import calibrate
+from scoring.irt.theta import eap_many
 
 SMOOTHING: Final = 0.5  # pseudo-answers per wrong response (Jeffreys)
-THETA_SD: Final = 1.0
-B_SD: Final = 3.0
-LOG_A_SD: Final = 0.5
-JML_ITERATIONS: Final = 40
-THETA_ITERATIONS: Final = 25
 GroupKey = tuple[str, str, str]  # township, week, mode
 IntArray = npt.NDArray[np.int64]
 
@@ -39,6 +38,14 @@ IntArray = npt.NDArray[np.int64]
 def group_key(attempt: AttemptRecord) -> GroupKey:
     """The attempts that could have copied from each other: one township-week and mode."""
     return (attempt.township_code or "", attempt.week, attempt.mode)
+
+
+def helper_group_key(attempt: AttemptRecord) -> GroupKey | None:
+    """The attempts one helper entered (a session or a paper form), of one mode, whatever the
+    township or week: a helper filling in answers himself repeats them wherever he goes."""
+    if attempt.helper_id is None:
+        return None
+    return (f"helper:{attempt.helper_id}", "", attempt.mode)
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class ItemModel:
         return (hits + SMOOTHING) / (total + SMOOTHING * (kinds + 1))
 
     def thetas(self, attempts: Sequence[AttemptRecord]) -> FloatArray:
-        """MAP abilities of the attempts given the items (unknown items are skipped)."""
+        """EAP abilities of the attempts given the items (unknown items are skipped)."""
         rows, cols, right = [], [], []
         for row, attempt in enumerate(attempts):
             for item in attempt.items:
@@ -69,29 +76,8 @@ class ItemModel:
                     rows.append(row)
                     cols.append(column)
                     right.append(item.right)
-        person = np.asarray(rows, dtype=np.int64)
-        item_index = np.asarray(cols, dtype=np.int64)
-        y = np.asarray(right, dtype=np.float64)
-        theta = np.zeros(len(attempts))
-        for _ in range(THETA_ITERATIONS):
-            theta = _theta_step(theta, person, item_index, y, self.a, self.b)
+        theta, _ = eap_many(rows, cols, right, self.a, self.b, n_persons=len(attempts))
         return theta
-
-
-def _theta_step(
-    theta: FloatArray,
-    person: IntArray,
-    item: IntArray,
-    y: FloatArray,
-    a: FloatArray,
-    b: FloatArray,
-) -> FloatArray:
-    n = theta.size
-    slope = a[item]
-    p = special.expit(slope * (theta[person] - b[item]))
-    gradient = np.bincount(person, slope * (y - p), n) - theta / THETA_SD**2
-    hessian = np.bincount(person, slope**2 * p * (1 - p), n) + 1 / THETA_SD**2
-    return np.asarray(theta + np.clip(gradient / hessian, -1.0, 1.0))
 
 
 def fit_items(reference: Sequence[AttemptRecord]) -> ItemModel:
@@ -101,7 +87,9 @@ def fit_items(reference: Sequence[AttemptRecord]) -> ItemModel:
     wrong: list[Counter[Response]] = []
     by_group: dict[GroupKey, dict[int, Counter[Response]]] = {}
     for row, attempt in enumerate(reference):
-        group = by_group.setdefault(group_key(attempt), {})
+        groups = [by_group.setdefault(group_key(attempt), {})]
+        if (helper := helper_group_key(attempt)) is not None:
+            groups.append(by_group.setdefault(helper, {}))
         for item in attempt.items:
             column = index.setdefault(item.key, len(index))
             if column == len(wrong):
@@ -111,37 +99,13 @@ def fit_items(reference: Sequence[AttemptRecord]) -> ItemModel:
             right.append(item.right)
             if not item.right:
                 wrong[column][item.chosen] += 1
-                group.setdefault(column, Counter())[item.chosen] += 1
-    person = np.asarray(rows, dtype=np.int64)
-    item_index = np.asarray(cols, dtype=np.int64)
-    y = np.asarray(right, dtype=np.float64)
-    n_items = len(index)
-    share = (np.bincount(item_index, y, n_items) + 0.5) / (
-        np.bincount(item_index, None, n_items) + 1
-    )
-    b = -special.logit(share)
-    log_a = np.zeros(n_items)
-    theta = np.zeros(len(reference))
-    for _ in range(JML_ITERATIONS):
-        a = np.exp(log_a)
-        theta = _theta_step(theta, person, item_index, y, a, b)
-        slope = a[item_index]
-        distance = theta[person] - b[item_index]
-        p = special.expit(slope * distance)
-        residual = y - p
-        information = p * (1 - p)
-        gradient = np.bincount(item_index, -slope * residual, n_items) - b / B_SD**2
-        hessian = np.bincount(item_index, slope**2 * information, n_items) + 1 / B_SD**2
-        b = b + np.clip(gradient / hessian, -1.0, 1.0)
-        gradient = a * np.bincount(item_index, distance * residual, n_items) - log_a / LOG_A_SD**2
-        hessian = (
-            a**2 * np.bincount(item_index, distance**2 * information, n_items) + 1 / LOG_A_SD**2
-        )
-        log_a = log_a + np.clip(gradient / hessian, -0.5, 0.5)
+                for group in groups:
+                    group.setdefault(column, Counter())[item.chosen] += 1
+    fitted = calibrate(rows, cols, right, n_items=len(index))
     return ItemModel(
         index=index,
-        a=np.exp(log_a),
-        b=b,
+        a=fitted.a,
+        b=fitted.b,
         wrong=tuple(dict(c) for c in wrong),
         wrong_by_group={g: {i: dict(c) for i, c in items.items()} for g, items in by_group.items()},
     )

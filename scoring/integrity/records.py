@@ -32,6 +32,8 @@ REASON_CODES: Final = frozenset(
         "shared_network",
         "channel_burst",
         "straight_lining",
+        "helper_speed",
+        "helper_copying",
     }
 )
 STRONG: Final = 0.5

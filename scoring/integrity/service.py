@@ -74,6 +74,8 @@ REASON_LABELS = {
     "shared_network": "同一网络短时间内集中作答（仅提示）",
     "channel_burst": "同一渠道短时间内激增（仅提示）",
     "straight_lining": "几乎每题都选同一位置的选项",
+    "helper_speed": "同一科普员经手的多份答卷用时远低于常模，非偶然",
+    "helper_copying": "同一科普员经手的不同居民答卷错误答案雷同，远超偶然",
 }
 
 

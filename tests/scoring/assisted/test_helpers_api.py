@@ -17,6 +17,7 @@ from aiohttp import FormData
 from openpyxl import Workbook
 
 from question_bank.keys import BANK
+from scoring.integrity.service import flag_id_of
 from server import seed
 from server.county.periods import COUNTY_TZ
 from server.kernel.keys import DB
@@ -336,3 +337,60 @@ async def test_paper_rows_are_checked_against_the_form_and_other_helpers_results
     ).status == 204
     assert await db["users"].count_documents({"resident_code": codes[0]}) == 0
     assert (await client.get(f"{HELPER}/residents/{codes[0]}", headers=auth(first))).status == 404
+
+
+async def test_a_helper_who_submits_sessions_back_to_back_is_flagged_by_the_per_helper_check(
+    resident_client: Any, county: dict[str, str]
+) -> None:
+    """Six residents' assessments issued "an hour ago" and submitted one after another within
+    seconds on one tablet: no session alone is fast (each took an hour), the tablet is a
+    helper's (not shared_device), but the helper cannot have read six forms aloud in seconds."""
+    client, db = resident_client, resident_client.app[DB]
+    helper = await create_helper(client, county["admin"], "helper_rushed", [TOWNSHIP_A])
+    codes = await register_many(client, helper, TOWNSHIP_A, 6)
+    quizzes = []
+    for code in codes:
+        started = await client.post(
+            f"{HELPER}/residents/{code}/quizzes", json={"mode": "assessment"}, headers=auth(helper)
+        )
+        assert started.status == 201, await started.text()
+        quizzes.append((code, await started.json()))
+    for code, quiz in quizzes:
+        submitted = await client.post(
+            f"{HELPER}/residents/{code}/quizzes/{quiz['quiz_id']}/submit",
+            json={"answers": correct_answers(client, quiz)},
+            headers={**auth(helper), "X-Device-Id": "village-tablet-01"},
+        )
+        assert submitted.status == 200, await submitted.text()
+    # As if issued at nine and submitted from ten: each session's own time is an hour.
+    stored = await db["attempts"].find({"channel": "assisted"}).sort("submitted_at", 1).to_list()
+    assert len(stored) == 6
+    for attempt in stored:
+        await db["attempts"].update_one(
+            {"_id": attempt["_id"]},
+            {
+                "$set": {
+                    "issued_at": attempt["submitted_at"] - timedelta(hours=1),
+                    "paradata.seconds": 3600.0,
+                }
+            },
+        )
+    screened = await client.post("/api/v1/admin/integrity/screen", headers=auth(county["analyst"]))
+    assert screened.status == 200, await screened.text()
+    listing = await client.get(
+        f"/api/v1/admin/integrity/flags?township={TOWNSHIP_A}&page_size=100",
+        headers=auth(county["analyst"]),
+    )
+    assert listing.status == 200
+    by_id = {f["id"]: f for f in (await listing.json())["items"]}
+    helper_id = stored[0]["paradata"]["helper_id"]
+    assert flag_id_of(stored[0]["_id"]) not in by_id  # the first has no session before it
+    for attempt in stored[1:]:
+        flag = by_id[flag_id_of(attempt["_id"])]
+        reasons = {r["code"]: r for r in flag["reasons"]}
+        assert set(reasons) == {"helper_speed"}, reasons
+        assert flag["strong"] and flag["channel"] == "assisted"
+        evidence = reasons["helper_speed"]["evidence"]
+        assert evidence["helper_id"] == helper_id and evidence["own_seconds"] == 3600.0
+        assert evidence["fast_sessions"] == 5 and evidence["helper_sessions"] == 6
+        assert "科普员" in reasons["helper_speed"]["label"]

@@ -15,9 +15,14 @@ village cadre who knows about five in six: his wrong answers are the same on eve
 residents score far above their neighbours, so they lift the township's literate share),
 "speeder" and "straight_liner" (random or same-position clicking at 1-2 s per item), "ring"
 (15 residents copying one answer sheet with 4 wrong answers, own phones, normal speed), "leaked"
-(every answer right at 3.5-5 s per item). Honest labels: "honest", "campaign" (a campaign
-channel that brings high scorers, 50 of them in one hour at the village hall), "assisted"
-(helper sessions: a volunteer's tablet, residents' own answers).
+(every answer right at 3.5-5 s per item), "helper_fabricated" (a registered helper who, one day a
+week, issues six residents' sessions in six townships at 09:00 and from 10:00 submits them a
+minute or two apart with his own answers: each session's own time looks long, and each
+township-week holds one of them). Honest labels: "honest", "campaign" (a campaign channel that
+brings high scorers, 50 of them in one hour at the village hall), "assisted" (helper sessions:
+a volunteer's tablet, residents' own answers), "paper" (a helper's paper forms: the residents'
+own answers, untimed). The last two scenarios are drawn after all the others, so adding them
+left every earlier attempt as it was.
 
 For the township estimates (scripts/eval_integrity.py, section 6) every attempt's profile also
 holds an age band, gender, education and population group, drawn from one census mix that is the
@@ -42,8 +47,10 @@ from scoring.integrity.records import CHINA
 from scoring.statistics.estimation import AGE_BANDS, EDUCATIONS, GENDERS, GROUPS
 
 KEYS = ("A", "B", "C", "D")
-HONEST_LABELS = frozenset({"honest", "campaign", "assisted"})
-DISHONEST_LABELS = frozenset({"helper", "speeder", "straight_liner", "ring", "leaked"})
+HONEST_LABELS = frozenset({"honest", "campaign", "assisted", "paper"})
+DISHONEST_LABELS = frozenset(
+    {"helper", "speeder", "straight_liner", "ring", "leaked", "helper_fabricated"}
+)
 FIRST_MONDAY = datetime(2026, 11, 2, tzinfo=CHINA)  # ISO week 2026-W45
 # Relative submissions per hour of the day (China time): a working day, an evening peak.
 HOURLY = np.array(
@@ -78,6 +85,9 @@ class CountySpec:
     campaign: int = 120
     campaign_burst: int = 50
     assisted: int = 12
+    fabricated_per_week: int = 6  # a helper's made-up sessions, one day a week
+    paper: int = 20  # a helper's honest paper forms
+    honest_helpers: int = 0  # more honest helpers (sessions and paper), for the helper checks
     family_share: float = 0.08  # share of honest residents with a second on their phone
     triples: int = 3  # households of three on one phone
     overdispersion: float = 60.0  # gamma shape of the weekly counts (variance m + m²/k)
@@ -194,7 +204,10 @@ class _Builder:
         channel: str | None = None,
         helper: str | None = None,
         erased: bool = False,
+        seconds: float | None = None,
     ) -> str:
+        """One attempt document; `seconds` (issue to submit) defaults to the answering times and
+        a few seconds of reading the result."""
         rng, bank = self.rng, self.bank
         user = user or self.resident()
         items = []
@@ -211,7 +224,8 @@ class _Builder:
                     "mark": mark,
                 }
             )
-        seconds = float(times.sum() + rng.uniform(2.0, 15.0))
+        reading = float(rng.uniform(2.0, 15.0))  # drawn even when `seconds` is given
+        seconds = float(times.sum() + reading) if seconds is None else seconds
         attempt_id = f"{user}:{_hash(user, submitted, label)[:8]}"
         township_code = self.county.townships[township]
         self.county.docs.append(
@@ -463,7 +477,83 @@ def simulate_county(spec: CountySpec, seed: int) -> County:
         build.add(
             "leaked", township=t, submitted=build.moment(w), form=form, choices=choices, times=times
         )
+
+    # 7. A helper who makes sessions up: issued at 09:00, submitted from 10:00 a minute or two
+    # apart, his own answers (his knowledge, the same wrong answers everywhere), 6 townships.
+    knows = rng.random(spec.bank) < special.expit(bank.a * (HELPER_ABILITY - bank.b))
+    his_wrong = np.array([rng.choice(4, p=bank.popularity[i]) for i in range(spec.bank)])
+    for w in range(spec.weeks):
+        issued = FIRST_MONDAY + timedelta(days=7 * w + 1, hours=9)
+        submitted = issued + timedelta(hours=1)
+        for k in range(spec.fabricated_per_week):
+            form = int(rng.integers(0, spec.forms))
+            items = bank.forms[form]
+            choices = [int(bank.key[i]) if knows[i] else int(his_wrong[i]) for i in items]
+            choices = [int(rng.integers(0, 4)) if rng.random() < 0.03 else c for c in choices]
+            submitted += timedelta(seconds=float(rng.uniform(60, 120)))
+            build.add(
+                "helper_fabricated",
+                township=k % spec.townships,
+                submitted=submitted,
+                form=form,
+                choices=choices,
+                times=rng.lognormal(np.log(3.0), 0.3, len(items)),
+                device=_hash("vol-13-tablet"),
+                helper="vol-13",
+                seconds=(submitted - issued).total_seconds(),
+            )
+
+    # 8. A helper's paper forms: the residents' own answers, noted on paper and uploaded.
+    t, w = 2 % spec.townships, min(1, last)
+    uploaded = FIRST_MONDAY + timedelta(days=7 * w + 4, hours=16)
+    for k in range(spec.paper):
+        build.honest(
+            t,
+            w,
+            rng.normal(-0.5, 0.8),
+            label="paper",
+            channel="paper",
+            helper="vol-09",
+            device=_hash("vol-09-laptop"),
+            submitted=uploaded + timedelta(seconds=k),
+        )
+    for helper in range(spec.honest_helpers):
+        _honest_helper(build, f"vol-{100 + helper}", int(rng.integers(0, spec.townships)))
     return county
+
+
+def _honest_helper(build: _Builder, helper: str, township: int) -> None:
+    """An honest helper's one to three days in a township: a day's sessions read aloud one after
+    another (a third of helpers run two tablets side by side), or a day's paper forms uploaded
+    at once. The residents' own answers, read slower than on their own phones."""
+    rng, county = build.rng, build.county
+    paper = rng.random() < 0.3
+    tablets = 2 if rng.random() < 0.3 else 1
+    for day in rng.choice(7 * county.spec.weeks, int(rng.integers(1, 4)), replace=False):
+        start = FIRST_MONDAY + timedelta(days=int(day), hours=float(rng.uniform(8, 15)))
+        clocks = [start] * tablets
+        for k in range(int(rng.integers(6, 16))):
+            lane = k % tablets
+            form = int(rng.integers(0, county.bank.forms.shape[0]))
+            theta = float(rng.normal(county.ability[township] - 0.5, 1.0))
+            choices = build.honest_choices(county.bank.forms[form], theta)
+            times = build.honest_times(len(choices), 1.3 * float(rng.lognormal(0.0, 0.3)))
+            seconds = float(times.sum() + rng.uniform(2.0, 15.0))
+            submitted = clocks[lane] + timedelta(seconds=seconds)
+            clocks[lane] = submitted + timedelta(seconds=float(rng.uniform(30, 300)))
+            attempt_id = build.add(
+                "paper" if paper else "assisted",
+                township=township,
+                submitted=(start + timedelta(hours=8, seconds=k)) if paper else submitted,
+                form=form,
+                choices=choices,
+                times=times,
+                device=_hash(helper, "device", lane),
+                helper=helper,
+                channel="paper" if paper else None,
+                seconds=seconds,
+            )
+            county.abilities[attempt_id] = theta
 
 
 def literate_chance(bank: Bank, theta: np.ndarray) -> np.ndarray:

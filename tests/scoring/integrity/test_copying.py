@@ -29,6 +29,8 @@ HONEST = CountySpec(
     campaign=0,
     campaign_burst=0,
     assisted=0,
+    fabricated_per_week=0,
+    paper=0,
     triples=0,
     distractors=0.15,
 )

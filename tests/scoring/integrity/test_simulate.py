@@ -48,7 +48,7 @@ def test_every_attempt_has_a_profile_and_honest_ones_an_ability() -> None:
         profile = doc["profile"]
         assert profile["age_band"] in AGE_BANDS and profile["gender"] in GENDERS
         assert profile["education"] in EDUCATIONS and profile["group"] in GROUPS
-    honest = county.ids("honest", "campaign", "assisted")
+    honest = county.ids("honest", "campaign", "assisted", "paper")
     assert set(county.abilities) == honest
     assert county.census.shape == (SPEC.townships, 5, 2, 4)
 
