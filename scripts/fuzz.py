@@ -46,7 +46,8 @@ import aiohttp
 from scripts import services as harness
 from tests.fake_wechat import FakeWeChat
 
-ROLES = ("resident", "editor", "analyst", "admin")
+ROLES = ("resident", "editor", "analyst", "admin", "helper")
+CLI_STAFF = ("editor", "analyst", "admin")  # a helper is created by an admin, with townships
 ANONYMOUS = "anonymous"
 # A generated call to these would revoke the fuzzer's own token for the rest of its run.
 SESSION_ENDING = {("post", "/api/v1/auth/logout"), ("delete", "/api/v1/me")}
@@ -245,18 +246,30 @@ async def sign_in(base: str, env: dict[str, str]) -> dict[str, str]:
             "consent_version": login["user"]["privacy"]["current_version"],
         }
         await post_json(session, "PUT", f"{base}/api/v1/me", profile, token)
-        for role in ROLES[1:]:
+        for role in CLI_STAFF:
             password = secrets.token_urlsafe(16)
             username = f"fuzz-{role}"
             cli(env, "create-user", "--username", username, "--role", role, stdin=password)
-            staff = await post_json(
-                session,
-                "POST",
-                f"{base}/api/v1/auth/staff",
-                {"username": username, "password": password},
-            )
-            tokens[role] = staff["token"]
+            tokens[role] = await staff_login(session, base, username, password)
+        password = secrets.token_urlsafe(16)
+        helper = {
+            "username": "fuzz-helper",
+            "password": password,
+            "townships": [profile["township_code"]],
+            "daily_limit": 5000,
+        }
+        await post_json(session, "POST", f"{base}/api/v1/admin/helpers", helper, tokens["admin"])
+        tokens["helper"] = await staff_login(session, base, "fuzz-helper", password)
     return tokens
+
+
+async def staff_login(
+    session: aiohttp.ClientSession, base: str, username: str, password: str
+) -> str:
+    staff = await post_json(
+        session, "POST", f"{base}/api/v1/auth/staff", {"username": username, "password": password}
+    )
+    return str(staff["token"])
 
 
 # ---------------------------------------------------------------- the schema per caller
