@@ -49,7 +49,8 @@ Printed, with targets (✓ met, ✗ missed, · information):
    instead (the published defaults otherwise: probit, 1,000 draws).
 7. Helpers at scale: the same county with 120 more honest helpers (one to three days each, 6-15
    residents a day read aloud one after another, a third with two tablets side by side, 30 %
-   uploading paper forms instead). Targets: the per-helper checks (helper_speed,
+   uploading paper forms instead), screened as one batch, as the nightly pass does (the per-
+   helper checks do not run in the minute passes). Targets: the per-helper checks (helper_speed,
    helper_copying) and all strong flags each flag at most 1 % of the honest helpers' attempts,
    and the two checks together still find the made-up sessions (recall ≥ 0.8; each alone is
    shown: a day's first session has no gap before it, and a form the helper knew every answer

@@ -33,6 +33,7 @@ from scoring.integrity.records import (
     ItemKey,
     Reason,
     combined_score,
+    flag_score,
     merge_flags,
 )
 from scoring.integrity.speed import (
@@ -59,6 +60,7 @@ __all__ = [
     "combined_score",
     "copying",
     "fit_copying_model",
+    "flag_score",
     "helper_copying",
     "helper_speed",
     "impossible_perfect",
@@ -83,10 +85,12 @@ def screen(
     chances: Mapping[ItemKey, FloatArray] | None = None,
     copying_model: CopyingModel | None = None,
     seed: int = 0,
+    per_helper: bool = True,
 ) -> list[Flag]:
     """Every attempt-level detector on the batch, one flag per attempt with all its reasons
     (score = 1 − Π(1 − strength)), highest score first. Flags of history attempts appear only
-    where the batch's evidence involves them."""
+    where the batch's evidence involves them. `per_helper` adds the checks of each helper's
+    attempts taken together (the nightly pass; scoring.integrity.helpers says why)."""
     if not attempts:
         return []
     pool = [*attempts, *history]
@@ -104,7 +108,10 @@ def screen(
         *shared_device(attempts, history=history),
         *shared_network(attempts, history=history),
         *channel_burst(attempts, history=history),
-        *helper_speed(attempts, history=history, norms=norms),
-        *helper_copying(attempts, history=history, model=copying_model, seed=seed),
     ]
+    if per_helper:
+        flags += [
+            *helper_speed(attempts, history=history, norms=norms),
+            *helper_copying(attempts, history=history, model=copying_model, seed=seed),
+        ]
     return merge_flags(flags)

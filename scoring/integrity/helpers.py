@@ -1,30 +1,42 @@
 """Checks of one helper's attempts taken together: a helper's sessions are assisted answering by
 design (one tablet, many elderly residents), so `shared_device` leaves them alone, but a helper
 who makes answers up instead of noting the residents' own shows it across his attempts even
-where each attempt alone looks ordinary.
+where each attempt alone looks ordinary. Both checks run in the nightly pass only (`screen`'s
+`per_helper`): a minute pass would retest the same helper after every submission, and flags
+are never withdrawn, so repeated chances would add up to false alarms.
 
-`helper_speed`: more of a helper's timed sessions faster than the honest norm than chance
-allows. A session's time is the smaller of its own issue-to-submit seconds and the time since
-the helper's previous submission from the same device: a helper reads one resident's form
-aloud at a time, so the gap bounds the time the later form can have taken, even when he issued
+`helper_speed`: most of a helper's timed sessions faster than nearly any honest resident. A
+session's time is its own issue-to-submit seconds, or, when shorter, the time since the
+helper's previous submission from the same device: a helper reads one resident's form aloud
+at a time, so the gap bounds the time the later form can have taken, even when he issued
 every quiz in the morning and submitted them one after another at noon (each attempt's own
-seconds then look long). Separate devices are separate lanes (a helper handing out two tablets
-at a science day runs two sessions at once). A session is fast below the 5th percentile of the
-self-answered norm of its mode and length (`FAST_QUANTILE`; below the 2 s-per-item floor where
-no norm exists). Reading aloud is slower than reading, so an honest helper's sessions are fast
-with probability at most 5 %; the count of fast sessions is tested as Binomial(n, 0.05),
-significant when P(K ≥ k) ≤ `ALPHA` / (helpers tested) and k ≥ `MIN_FAST`. The fast sessions
-of a significant helper in the batch are flagged.
+seconds then look long). The gap is not used where it proves nothing: for sessions without a
+device id (two tablets without the header would look like one), and where the client's own
+per-question times add up to more than the bound (the sessions overlapped, or submissions held
+up by the network arrived together). A session is fast below the 1st percentile
+(`FAST_QUANTILE`) of the self-answered residents' norm of its mode and length (of all
+attempts' where too few answered alone; the 2 s-per-item floor where there is no norm).
+
+A helper is flagged when at least `MIN_FAST` sessions and at least `MIN_FAST_SHARE` of them are
+fast, and the count is beyond chance: P(K ≥ k) ≤ `ALPHA` / (helpers tested) under
+Binomial(n, 0.01). The share floor is what protects honest helpers: the binomial alone turns a
+small deviation from the norm into a finding once n is large (residents a little quicker than
+the county's median, or a norm fitted on slower residents), while a helper whose sessions are
+mostly faster than 99 % of residents reading alone is not reading aloud. Every fast session of
+a flagged helper is flagged, the earlier ones in the history too (they are the evidence, as a
+phone's earlier residents are for shared_device).
 
 `helper_copying`: the copying test (scoring.integrity.copying: identical wrong answers beyond
 what the residents' abilities and the distractors' popularity give) run within each helper's
 attempts of a mode, across townships and weeks, with popularity taken outside the helper's own
 attempts. Answers noted honestly are the residents' own and independent; a helper filling in
 forms (paper sheets included) repeats his own wrong answers in every village he visits, one or
-two attempts per township-week, where the township-week test cannot see them."""
+two attempts per township-week, where the township-week test cannot see them. Where both tests
+name an attempt, `screen` keeps the stronger reason only: they weigh much the same evidence."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -35,24 +47,30 @@ from scoring.integrity.items import helper_group_key
 from scoring.integrity.records import AttemptRecord, Flag, Reason, make_flag, strength_from_p
 from scoring.integrity.speed import MIN_SECONDS_PER_ITEM, FormKey, SpeedNorm, speed_norms
 
-FAST_QUANTILE: Final = 0.05
-ALPHA: Final = 0.01
+FAST_QUANTILE: Final = 0.01
 MIN_FAST: Final = 3
+MIN_FAST_SHARE: Final = 0.5
+ALPHA: Final = 0.01
 
 
-def _session_seconds(sessions: Sequence[AttemptRecord]) -> dict[str, tuple[float, float | None]]:
-    """Each timed session's effective seconds and the gap behind it (None for a lane's first),
-    per device lane, in submission order."""
-    lanes: dict[str | None, list[AttemptRecord]] = {}
-    for attempt in sessions:
-        lanes.setdefault(attempt.device_hash, []).append(attempt)
+def _session_seconds(
+    sessions: Sequence[AttemptRecord], bounds: Mapping[str, float]
+) -> dict[str, tuple[float, float | None]]:
+    """Each timed session's effective seconds and the gap used for it (None when none is: a
+    lane's first session, no device id, or client times showing the session took long)."""
+    lanes: dict[str, list[AttemptRecord]] = {}
     effective: dict[str, tuple[float, float | None]] = {}
+    for attempt in sessions:
+        if attempt.device_hash is None:
+            effective[attempt.attempt_id] = (attempt.elapsed, None)
+        else:
+            lanes.setdefault(attempt.device_hash, []).append(attempt)
     for lane in lanes.values():
         lane.sort(key=lambda a: (a.submitted_at, a.attempt_id))
         previous: AttemptRecord | None = None
         for attempt in lane:
             gap: float | None = None
-            if previous is not None:
+            if previous is not None and not _client_saw_long(attempt, bounds[attempt.attempt_id]):
                 gap = (attempt.submitted_at - previous.submitted_at).total_seconds()
             seconds = attempt.elapsed if gap is None else min(attempt.elapsed, gap)
             effective[attempt.attempt_id] = (seconds, gap)
@@ -60,11 +78,22 @@ def _session_seconds(sessions: Sequence[AttemptRecord]) -> dict[str, tuple[float
     return effective
 
 
-def _fast_bound(attempt: AttemptRecord, norms: Mapping[FormKey, SpeedNorm]) -> float:
-    norm = norms.get((attempt.mode, attempt.n_items, False))
-    if norm is None:
-        return MIN_SECONDS_PER_ITEM * attempt.n_items
-    return max(norm.quantile(FAST_QUANTILE), MIN_SECONDS_PER_ITEM * attempt.n_items)
+def _client_saw_long(attempt: AttemptRecord, bound: float) -> bool:
+    if attempt.durations_ms is None:
+        return False
+    reported = sum(d for d in attempt.durations_ms if not math.isnan(d)) / 1000.0
+    return reported >= bound
+
+
+def _fast_bound(
+    attempt: AttemptRecord,
+    alone: Mapping[FormKey, SpeedNorm],
+    everyone: Mapping[FormKey, SpeedNorm],
+) -> float:
+    key = (attempt.mode, attempt.n_items, False)
+    floor = MIN_SECONDS_PER_ITEM * attempt.n_items
+    norm = alone.get(key) or everyone.get(key)
+    return floor if norm is None else max(norm.quantile(FAST_QUANTILE), floor)
 
 
 def helper_speed(
@@ -73,26 +102,28 @@ def helper_speed(
     history: Sequence[AttemptRecord] = (),
     norms: Mapping[FormKey, SpeedNorm] | None = None,
 ) -> list[Flag]:
-    """`helper_speed` flags of the batch's helper sessions (module docstring); history adds the
-    helper's earlier sessions to his count and to the gaps."""
+    """`helper_speed` flags of the fast sessions of helpers with a session in the batch (module
+    docstring); history adds the helper's earlier sessions to his count and to the gaps, and
+    both give the self-answered norm (`norms`, of everyone, where too few answered alone)."""
     if not any(a.helper_id is not None for a in attempts):
         return []
-    if norms is None:
-        norms = speed_norms([*attempts, *history])
+    pool = list({a.attempt_id: a for a in (*history, *attempts)}.values())
+    alone = speed_norms([a for a in pool if a.helper_id is None])
+    everyone = norms if norms is not None else speed_norms(pool)
     targets = {a.attempt_id for a in attempts}
     by_helper: dict[str, list[AttemptRecord]] = {}
-    for attempt in {a.attempt_id: a for a in (*history, *attempts)}.values():
+    for attempt in pool:
         if attempt.helper_id is not None and attempt.timed and attempt.items:
             by_helper.setdefault(attempt.helper_id, []).append(attempt)
     tested = [h for h, s in by_helper.items() if any(a.attempt_id in targets for a in s)]
     flags = []
     for helper in tested:
         sessions = by_helper[helper]
-        effective = _session_seconds(sessions)
-        bounds = {a.attempt_id: _fast_bound(a, norms) for a in sessions}
+        bounds = {a.attempt_id: _fast_bound(a, alone, everyone) for a in sessions}
+        effective = _session_seconds(sessions, bounds)
         fast = [a for a in sessions if effective[a.attempt_id][0] < bounds[a.attempt_id]]
         n, k = len(sessions), len(fast)
-        if k < MIN_FAST:
+        if k < MIN_FAST or k < MIN_FAST_SHARE * n:
             continue
         p_value = float(stats.binom.sf(k - 1, n, FAST_QUANTILE))
         threshold = ALPHA / len(tested)
@@ -100,8 +131,6 @@ def helper_speed(
             continue
         strength = strength_from_p(p_value * len(tested), ALPHA)
         for attempt in fast:
-            if attempt.attempt_id not in targets:
-                continue
             seconds, gap = effective[attempt.attempt_id]
             detail: dict[str, object] = {
                 "helper_id": helper,

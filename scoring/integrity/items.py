@@ -8,7 +8,8 @@ reference pools: with hundreds of answers per item the priors no longer held the
 reached 7 and one 139, abilities shrank, and honest low scorers' shared popular wrong answers
 came out as copying (p ~ 1e-11). Marginalising over θ is what keeps the slopes consistent as
 the pool grows. An item absent from the reference (a new question in streaming use) is taken as
-a = 1, b = 0; an item with fewer than 30 answers keeps those prior values too.
+a = 1, b = 0; an item with fewer than 30 answers as a = 1 and b from its share right, and it does
+not move abilities.
 
 Popularity is the share of a wrong response (the exact set of keys chosen; an empty answer is a
 response too) among the item's wrong answers outside the group under test (a township-week and
@@ -25,14 +26,16 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from scipy import special
 
-from scoring.integrity.records import AttemptRecord, FloatArray, ItemKey, Response
+from scoring.integrity.records import AttemptRecord, FloatArray, ItemAnswer, ItemKey, Response
 from scoring.irt.calibration import calibrate
 from scoring.irt.theta import eap_many
 
 SMOOTHING: Final = 0.5  # pseudo-answers per wrong response (Jeffreys)
 GroupKey = tuple[str, str, str]  # township, week, mode
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 def group_key(attempt: AttemptRecord) -> GroupKey:
@@ -55,6 +58,7 @@ class ItemModel:
     b: FloatArray
     wrong: tuple[Mapping[Response, int], ...]  # per item: counts of each wrong response
     wrong_by_group: Mapping[GroupKey, Mapping[int, Mapping[Response, int]]]
+    calibrated: BoolArray  # per item: estimated by the calibration, not from its share alone
 
     def popularity(self, item: int | None, response: Response, group: GroupKey) -> float:
         """Share of `response` among the item's wrong answers outside `group`, smoothed."""
@@ -68,16 +72,30 @@ class ItemModel:
         return (hits + SMOOTHING) / (total + SMOOTHING * (kinds + 1))
 
     def thetas(self, attempts: Sequence[AttemptRecord]) -> FloatArray:
-        """EAP abilities of the attempts given the items (unknown items are skipped)."""
+        """EAP abilities of the attempts on the calibrated items (others are skipped: their b
+        is a rough placement that would move abilities on a guess)."""
         rows, cols, right = [], [], []
         for row, attempt in enumerate(attempts):
-            for item in attempt.items:
-                if (column := self.index.get(item.key)) is not None:
+            for column, answer in _first_answers(attempt, self.index):
+                if self.calibrated[column]:
                     rows.append(row)
                     cols.append(column)
-                    right.append(item.right)
+                    right.append(answer.right)
         theta, _ = eap_many(rows, cols, right, self.a, self.b, n_persons=len(attempts))
         return theta
+
+
+def _first_answers(
+    attempt: AttemptRecord, index: Mapping[ItemKey, int]
+) -> list[tuple[int, ItemAnswer]]:
+    """The attempt's answers to known items, each item once (a malformed attempt holding a
+    question twice must not stop the screening: the calibration refuses repeated answers)."""
+    seen: dict[int, ItemAnswer] = {}
+    for answer in attempt.items:
+        column = index.get(answer.key)
+        if column is not None and column not in seen:
+            seen[column] = answer
+    return list(seen.items())
 
 
 def fit_items(reference: Sequence[AttemptRecord]) -> ItemModel:
@@ -91,8 +109,9 @@ def fit_items(reference: Sequence[AttemptRecord]) -> ItemModel:
         if (helper := helper_group_key(attempt)) is not None:
             groups.append(by_group.setdefault(helper, {}))
         for item in attempt.items:
-            column = index.setdefault(item.key, len(index))
-            if column == len(wrong):
+            index.setdefault(item.key, len(index))
+        for column, item in _first_answers(attempt, index):
+            while len(wrong) <= column:
                 wrong.append(Counter())
             rows.append(row)
             cols.append(column)
@@ -102,10 +121,21 @@ def fit_items(reference: Sequence[AttemptRecord]) -> ItemModel:
                 for group in groups:
                     group.setdefault(column, Counter())[item.chosen] += 1
     fitted = calibrate(rows, cols, right, n_items=len(index))
+    calibrated = fitted.calibrated
+    # Items with too few answers to calibrate keep a = 1 and take b from their share right
+    # (smoothed), not the calibration's b = 0: a hard new item must still make a wrong answer
+    # likely, or shared wrong answers on it would look rarer than they are.
+    n_items = len(index)
+    answered = np.asarray(cols, dtype=np.int64)
+    share = (np.bincount(answered, np.asarray(right, dtype=np.float64), n_items) + 0.5) / (
+        np.bincount(answered, None, n_items) + 1.0
+    )
+    b = np.where(calibrated, fitted.b, -special.logit(share))
     return ItemModel(
         index=index,
         a=fitted.a,
-        b=fitted.b,
+        b=b,
         wrong=tuple(dict(c) for c in wrong),
         wrong_by_group={g: {i: dict(c) for i, c in items.items()} for g, items in by_group.items()},
+        calibrated=calibrated,
     )

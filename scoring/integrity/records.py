@@ -38,6 +38,7 @@ REASON_CODES: Final = frozenset(
 )
 STRONG: Final = 0.5
 LOOK_CODES: Final = frozenset({"channel_burst", "shared_network"})
+OVERLAPPING: Final = ("copying", "helper_copying")  # flag_score counts only the stronger
 Response = tuple[str, ...]  # the original option keys chosen, sorted
 ItemKey = tuple[str, int]  # question id, version
 FloatArray = npt.NDArray[np.float64]
@@ -202,11 +203,24 @@ def combined_score(strengths: Iterable[float]) -> float:
     return 1.0 - math.prod(1.0 - min(max(s, 0.0), 1.0) for s in strengths)
 
 
+def flag_score(strengths: Mapping[str, float]) -> float:
+    """A flag's score from its reasons' strengths by code: the noisy-OR, except that of the
+    township-week and the helper copying tests only the stronger counts (they weigh much the
+    same identical wrong answers; a reviewer still sees both)."""
+    counted = dict(strengths)
+    if all(code in counted for code in OVERLAPPING):
+        weaker = min(OVERLAPPING, key=lambda code: counted[code])
+        del counted[weaker]
+    return round(combined_score(counted.values()), 4)
+
+
 def make_flag(attempt_id: str, reasons: Sequence[Reason]) -> Flag:
     if unknown := {r.code for r in reasons} - REASON_CODES:
         raise ValueError(f"unknown reason codes {sorted(unknown)}")
+    if len({r.code for r in reasons}) < len(reasons):
+        raise ValueError("one reason per code")
     ordered = tuple(sorted(reasons, key=lambda r: -r.strength))
-    return Flag(attempt_id, ordered, round(combined_score(r.strength for r in ordered), 4))
+    return Flag(attempt_id, ordered, flag_score({r.code: r.strength for r in ordered}))
 
 
 def merge_flags(flags: Iterable[Flag]) -> list[Flag]:

@@ -41,7 +41,7 @@ from scoring.integrity.detectors import (
     AttemptRecord,
     Flag,
     WeekStats,
-    combined_score,
+    flag_score,
     position_chances,
     screen,
     speed_norms,
@@ -130,9 +130,12 @@ async def screen_window(
     end: datetime,
     history_start: datetime,
     models: Models | None = None,
+    per_helper: bool = True,
 ) -> PassSummary:
     """Screen the assessments submitted in [start, end) against those since `history_start`
-    (with `models` fitted before, else fitted on them) and record their flags."""
+    (with `models` fitted before, else fitted on them) and record their flags; `per_helper`
+    runs the checks of each helper's attempts taken together (nightly only, see
+    scoring.integrity.helpers)."""
     began = time.perf_counter()
     batch_docs = await _records(db, start, end)
     history_docs = await _records(db, history_start, start) if batch_docs else []
@@ -140,7 +143,7 @@ async def screen_window(
     history = [AttemptRecord.from_doc(d) for d in history_docs]
     flags: list[Flag] = []
     if batch:
-        flags = await asyncio.to_thread(_screen, batch, history, models)
+        flags = await asyncio.to_thread(_screen, batch, history, models, per_helper)
     docs = {str(d["_id"]): d for d in (*batch_docs, *history_docs)}
     strong, periods = await _record_flags(db, flags, docs)
     await _bump(db, periods)
@@ -148,16 +151,20 @@ async def screen_window(
 
 
 def _screen(
-    batch: list[AttemptRecord], history: list[AttemptRecord], models: Models | None
+    batch: list[AttemptRecord],
+    history: list[AttemptRecord],
+    models: Models | None,
+    per_helper: bool,
 ) -> list[Flag]:
     if models is None:
-        return screen(batch, history=history)
+        return screen(batch, history=history, per_helper=per_helper)
     return screen(
         batch,
         history=history,
         norms=models.norms,
         chances=models.chances,
         copying_model=models.copying,
+        per_helper=per_helper,
     )
 
 
@@ -190,7 +197,7 @@ async def _record_flags(
         }
         flag_id = public[flag.attempt_id]
         stored = await storage.record_reasons(db, flag_id, _flag_fields(attempt, now), reasons)
-        score = round(combined_score(r["strength"] for r in stored["reasons"].values()), 4)
+        score = flag_score({code: r["strength"] for code, r in stored["reasons"].items()})
         strong += score >= STRONG
         await storage.set_score(db, flag_id, score, score >= STRONG, now)
         if known.get(flag_id) != (score >= STRONG):
@@ -388,6 +395,7 @@ class Screening:
                 end=end,
                 history_start=start - ARRIVAL_CONTEXT,
                 models=await self._models(now),
+                per_helper=False,
             )
             if end > start:
                 await storage.advance(self.db, self.owner, {"screened_until": end})

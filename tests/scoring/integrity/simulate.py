@@ -500,6 +500,7 @@ def simulate_county(spec: CountySpec, seed: int) -> County:
                 times=rng.lognormal(np.log(3.0), 0.3, len(items)),
                 device=_hash("vol-13-tablet"),
                 helper="vol-13",
+                channel="assisted",
                 seconds=(submitted - issued).total_seconds(),
             )
 
@@ -550,7 +551,7 @@ def _honest_helper(build: _Builder, helper: str, township: int) -> None:
                 times=times,
                 device=_hash(helper, "device", lane),
                 helper=helper,
-                channel="paper" if paper else None,
+                channel="paper" if paper else "assisted",
                 seconds=seconds,
             )
             county.abilities[attempt_id] = theta
