@@ -9,13 +9,13 @@ from pydantic import ConfigDict, Field, HttpUrl, StringConstraints, field_valida
 
 from server.county.vocab import (
     OPTION_KEYS,
-    TOPICS,
     TRUE_FALSE_OPTIONS,
     TYPE_LABELS,
     Audience,
     Dimension,
     QuestionType,
     Status,
+    Topic,
 )
 from server.kernel.models import ApiModel, Page, PageQuery, SearchText
 
@@ -42,19 +42,12 @@ class QuestionContent(ApiModel):
     answer: list[OptionKey] = Field(min_length=1, max_length=6)
     explanation: str = Field(default="", max_length=EXPLANATION_MAX)
     dimension: Dimension
-    topic: str
+    topic: Topic
     audiences: list[Audience] = Field(min_length=1, max_length=6)
     difficulty: int = Field(default=3, ge=1, le=5)
     source: str = Field(default="", max_length=200)
     tags: list[Tag] = Field(default_factory=list, max_length=10)
     audio_url: HttpUrl | None = None
-
-    @field_validator("topic")
-    @classmethod
-    def _known_topic(cls, value: str) -> str:
-        if value not in TOPICS:
-            raise ValueError(f"未知主题「{value}」，可选：{'、'.join(TOPICS)}")
-        return value
 
     @field_validator("audiences", "tags")
     @classmethod

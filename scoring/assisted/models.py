@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from server.county.models import Education, Gender, Group
-from server.county.vocab import TOPICS
+from server.county.vocab import Topic
 from server.kernel.models import ApiModel
 
 TownshipCode = str
@@ -64,15 +64,8 @@ class AssistedQuizStart(ApiModel):
     """A resident's quiz body; the channel of a helper's session is always "assisted"."""
 
     mode: Literal["daily", "practice", "contest", "assessment"]
-    topic: str | None = None
+    topic: Topic | None = None
     channel: Literal["assisted"] | None = None
-
-    @field_validator("topic")
-    @classmethod
-    def _known_topic(cls, value: str | None) -> str | None:
-        if value is not None and value not in TOPICS:
-            raise ValueError(f"未知主题「{value}」，可选：{'、'.join(TOPICS)}")
-        return value
 
 
 class FormsQuery(ApiModel):

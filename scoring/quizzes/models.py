@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from server.county.vocab import TOPICS
+from server.county.vocab import Topic
 from server.kernel.models import ApiModel, PageQuery
 
 ChoiceKey = Annotated[str, StringConstraints(pattern=r"^[A-F]$")]
@@ -26,15 +26,8 @@ RESERVED_CHANNELS = {
 
 class QuizStart(ApiModel):
     mode: Literal["daily", "practice", "contest", "assessment", "adaptive"]
-    topic: str | None = None
+    topic: Topic | None = None
     channel: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
-
-    @field_validator("topic")
-    @classmethod
-    def _known_topic(cls, value: str | None) -> str | None:
-        if value is not None and value not in TOPICS:
-            raise ValueError(f"未知主题「{value}」，可选：{'、'.join(TOPICS)}")
-        return value
 
     @field_validator("channel")
     @classmethod
@@ -157,14 +150,7 @@ QUIZ_ID_MAX = 2048
 
 class OfflinePackRequest(ApiModel):
     count: int = Field(default=3, ge=1, le=OFFLINE_PACK_MAX)
-    topic: str | None = None
-
-    @field_validator("topic")
-    @classmethod
-    def _known_topic(cls, value: str | None) -> str | None:
-        if value is not None and value not in TOPICS:
-            raise ValueError(f"未知主题「{value}」，可选：{'、'.join(TOPICS)}")
-        return value
+    topic: Topic | None = None
 
 
 class OfflinePack(ApiModel):

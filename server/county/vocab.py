@@ -3,7 +3,9 @@ editors use in spreadsheets) and the census age bands."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator
 
 QuestionType = Literal["single", "multiple", "true_false"]
 Dimension = Literal["knowledge", "method", "spirit", "application"]
@@ -35,6 +37,15 @@ TOPICS: tuple[str, ...] = (
     "前沿科技",
     "能源",
 )
+
+
+def known_topic(value: str) -> str:
+    if value not in TOPICS:
+        raise ValueError(f"未知主题「{value}」，可选：{'、'.join(TOPICS)}")
+    return value
+
+
+Topic = Annotated[str, AfterValidator(known_topic)]  # one of TOPICS, refused with the choices
 STATUS_LABELS: dict[str, str] = {
     "draft": "草稿",
     "in_review": "待审核",
