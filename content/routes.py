@@ -17,6 +17,7 @@ from question_bank.models import VersionBody
 from server.accounts.keys import on_erase, on_export
 from server.kernel.http import Handler, caller_id, endpoint, json_response, read_optional
 from server.kernel.keys import DB, KV, PRINCIPAL
+from server.kernel.models import whole_page
 
 WRITERS = ("editor",)
 READERS = ("editor", "analyst")
@@ -129,7 +130,7 @@ async def suggest(request: web.Request, *, query: SuggestQuery) -> web.Response:
     """Search-box suggestions from popular searched terms and title words."""
     popular = await service.popular_search_terms(request.app[KV])
     items = service.suggestions(request.app[ARTICLES], popular, prefix=query.prefix)
-    return json_response({"items": items, "total": len(items), "page": 1, "page_size": len(items)})
+    return json_response(whole_page(items))
 
 
 async def _export_reader(app: web.Application, user_id: str) -> tuple[str, object]:

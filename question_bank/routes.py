@@ -32,6 +32,7 @@ from server.kernel.http import (
     read_upload,
 )
 from server.kernel.keys import DB, KV
+from server.kernel.models import whole_page
 
 WRITERS = ("editor",)
 READERS = ("editor", "analyst")
@@ -146,7 +147,7 @@ async def question_history(request: web.Request) -> web.Response:
     for entry in trail:
         if isinstance(entry.get("at"), datetime):
             entry["at"] = entry["at"].isoformat()
-    return json_response({"items": trail, "total": len(trail), "page": 1, "page_size": len(trail)})
+    return json_response(whole_page(trail))
 
 
 @endpoint(roles=READERS, tag="questions")

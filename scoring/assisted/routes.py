@@ -23,7 +23,7 @@ from server.accounts.keys import ERASE_HOOKS
 from server.kernel.audit import record_request
 from server.kernel.http import endpoint, json_response, read_upload
 from server.kernel.keys import DB, KV, PRINCIPAL
-from server.kernel.models import PageQuery
+from server.kernel.models import PageQuery, whole_page
 from server.kernel.pseudonyms import client_paradata
 
 HELPERS = ("helper",)  # admins may call every route too
@@ -173,7 +173,7 @@ async def update_helper(request: web.Request, *, body: HelperUpdate) -> web.Resp
 async def helper_activity(request: web.Request) -> web.Response:
     """Every helper with their townships and activity (today, and attempts in all)."""
     items = await service.helper_activity(request.app[DB])
-    return json_response({"items": items, "total": len(items), "page": 1, "page_size": len(items)})
+    return json_response(whole_page(items))
 
 
 def setup(app: web.Application, api: str) -> None:

@@ -23,6 +23,7 @@ from server.accounts.keys import on_erase
 from server.kernel.audit import record_request
 from server.kernel.http import caller_id, endpoint, json_response
 from server.kernel.keys import DB
+from server.kernel.models import whole_page
 
 REVIEWERS = ("analyst", "admin")
 
@@ -70,7 +71,7 @@ async def decide(request: web.Request, *, body: Decision) -> web.Response:
 async def township_jumps(request: web.Request, *, query: JumpQuery) -> web.Response:
     """Township-weeks whose participation or mean score jumped far above their history."""
     items = await service.jumps(request.app[DB], township=query.township)
-    return json_response({"items": items, "total": len(items), "page": 1, "page_size": len(items)})
+    return json_response(whole_page(items))
 
 
 @endpoint(roles=REVIEWERS, response=ScreenSummary, tag="integrity", errors=(409,))

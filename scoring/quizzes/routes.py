@@ -29,7 +29,7 @@ from server.accounts import service as users
 from server.accounts.keys import on_erase, on_export
 from server.kernel.http import caller_id, endpoint, json_response
 from server.kernel.keys import DB, KV, PRINCIPAL, SETTINGS
-from server.kernel.models import PageQuery
+from server.kernel.models import PageQuery, whole_page
 from server.kernel.pseudonyms import client_paradata
 from server.kernel.settings import previous_quiz_signing_keys, quiz_signing_key
 
@@ -175,15 +175,7 @@ async def township_ranking(request: web.Request, *, query: TownshipRankingQuery)
     rows = await service.township_ranking(
         quiz_context(request.app), period=query.period, populations={}
     )
-    return json_response(
-        {
-            "items": rows,
-            "total": len(rows),
-            "page": 1,
-            "page_size": len(rows),
-            "period": query.period,
-        }
-    )
+    return json_response({**whole_page(rows), "period": query.period})
 
 
 # Quiz history meets articles here (scoring already depends on content, not the reverse).
@@ -204,7 +196,7 @@ async def for_you(request: web.Request) -> web.Response:
     for item in items:
         if item["reason"].startswith("你在"):
             item["reason"] = f"你最近在「{item['topics'][0]}」方面有答错的题"
-    return json_response({"items": items, "total": len(items), "page": 1, "page_size": len(items)})
+    return json_response(whole_page(items))
 
 
 async def _forget_resident(app: web.Application, user_id: str) -> None:

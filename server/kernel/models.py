@@ -28,6 +28,11 @@ class ApiModel(BaseModel):
     max_body_bytes: ClassVar[int] = 64 * 1024
 
 
+def whole_page(items: list[Any]) -> dict[str, Any]:
+    """The list response of API.md for a short list served whole: one page holding all."""
+    return {"items": items, "total": len(items), "page": 1, "page_size": len(items)}
+
+
 class PageQuery(ApiModel):
     page: int = Field(default=1, ge=1, le=100_000)
     page_size: int = Field(default=20, ge=1, le=PAGE_SIZE_MAX)
