@@ -9,6 +9,16 @@ from typing import Any
 from server.kernel.http import ROLES, spec_of
 from tests import factories
 
+# A resident a helper of township B registers (the scope walk's object in B).
+RESIDENT_OF_B = {
+    "township_code": "450223102",
+    "birth_year": 1950,
+    "gender": "male",
+    "group": "farmer",
+    "education": "junior",
+    "consent": {"oral": True},
+}
+
 
 def concrete_path(canonical: str) -> str:
     return re.sub(r"\{[^}]+\}", "0123456789abcdef01234567", canonical)
@@ -71,27 +81,13 @@ async def test_a_helper_is_refused_every_helper_route_outside_their_townships(
         tokens[name] = await factories.login(client, name)
     registered = await client.post(
         "/api/v1/helper/residents",
-        json={
-            "township_code": "450223102",
-            "birth_year": 1950,
-            "gender": "male",
-            "group": "farmer",
-            "education": "junior",
-            "consent": {"oral": True},
-        },
+        json=RESIDENT_OF_B,
         headers=factories.auth(tokens["walk_b"]),
     )
     code = (await registered.json())["code"]
     values = {"code": code, "quiz_id": "x" * 40}
     bodies = {
-        "/api/v1/helper/residents": {
-            "township_code": "450223102",
-            "birth_year": 1950,
-            "gender": "male",
-            "group": "farmer",
-            "education": "junior",
-            "consent": {"oral": True},
-        },
+        "/api/v1/helper/residents": RESIDENT_OF_B,
         "/api/v1/helper/residents/{code}/quizzes": {"mode": "practice"},
         "/api/v1/helper/residents/{code}/quizzes/{quiz_id}/submit": {"answers": []},
     }

@@ -275,6 +275,26 @@ class _Builder:
         return attempt_id
 
 
+@dataclass(frozen=True)
+class _OwnAnswers:
+    """A helper answering himself (θ = HELPER_ABILITY): he knows an item or gives his own
+    wrong answer to it, the same on every form, with a 3 % slip rate."""
+
+    key: np.ndarray
+    knows: np.ndarray
+    wrong: np.ndarray
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, bank: Bank) -> _OwnAnswers:
+        knows = rng.random(bank.a.size) < special.expit(bank.a * (HELPER_ABILITY - bank.b))
+        wrong = np.array([rng.choice(4, p=bank.popularity[i]) for i in range(bank.a.size)])
+        return cls(bank.key, knows, wrong)
+
+    def on(self, items: np.ndarray, rng: np.random.Generator) -> list[int]:
+        choices = [int(self.key[i]) if self.knows[i] else int(self.wrong[i]) for i in items]
+        return [int(rng.integers(0, 4)) if rng.random() < 0.03 else c for c in choices]
+
+
 def _channel(rng: np.random.Generator) -> str | None:
     draw = rng.random()
     return None if draw < 0.5 else "village-qr" if draw < 0.85 else "wechat-group"
@@ -362,15 +382,13 @@ def simulate_county(spec: CountySpec, seed: int) -> County:
     # 1. A helper answers for 40 residents from one phone in two hours, with his own knowledge
     # (a cadre's, well above his residents': they would lift the township's literate share).
     t, w = 0, min(1, last)
-    knows = rng.random(spec.bank) < special.expit(bank.a * (HELPER_ABILITY - bank.b))
-    his_wrong = np.array([rng.choice(4, p=bank.popularity[i]) for i in range(spec.bank)])
+    his = _OwnAnswers.draw(rng, bank)
     start = FIRST_MONDAY + timedelta(days=7 * w + 2, hours=19)
     device, ip = _hash("helper-phone"), _hash("village", t, 0)
     for k in range(spec.helper):
         form = int(rng.integers(0, spec.forms))
         items = bank.forms[form]
-        choices = [int(bank.key[i]) if knows[i] else int(his_wrong[i]) for i in items]
-        choices = [int(rng.integers(0, 4)) if rng.random() < 0.03 else c for c in choices]
+        choices = his.on(items, rng)
         times = rng.lognormal(np.log(6.0), 0.25, len(items))
         submitted = start + timedelta(minutes=3 * k + float(rng.uniform(0, 2)))
         build.add(
@@ -480,16 +498,14 @@ def simulate_county(spec: CountySpec, seed: int) -> County:
 
     # 7. A helper who makes sessions up: issued at 09:00, submitted from 10:00 a minute or two
     # apart, his own answers (his knowledge, the same wrong answers everywhere), 6 townships.
-    knows = rng.random(spec.bank) < special.expit(bank.a * (HELPER_ABILITY - bank.b))
-    his_wrong = np.array([rng.choice(4, p=bank.popularity[i]) for i in range(spec.bank)])
+    his = _OwnAnswers.draw(rng, bank)
     for w in range(spec.weeks):
         issued = FIRST_MONDAY + timedelta(days=7 * w + 1, hours=9)
         submitted = issued + timedelta(hours=1)
         for k in range(spec.fabricated_per_week):
             form = int(rng.integers(0, spec.forms))
             items = bank.forms[form]
-            choices = [int(bank.key[i]) if knows[i] else int(his_wrong[i]) for i in items]
-            choices = [int(rng.integers(0, 4)) if rng.random() < 0.03 else c for c in choices]
+            choices = his.on(items, rng)
             submitted += timedelta(seconds=float(rng.uniform(60, 120)))
             build.add(
                 "helper_fabricated",
